@@ -1,0 +1,42 @@
+"""Typed errors raised at the package's boundaries.
+
+Per-molecule problems (``InvalidSmilesError``) are data: callers turn them into a per-row
+status. The others are configuration or file problems and should stop the job with a clear
+message.
+"""
+
+from __future__ import annotations
+
+
+class LlamoError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InvalidSmilesError(LlamoError, ValueError):
+    """A SMILES string that RDKit cannot parse, or an empty one.
+
+    Attributes:
+        smiles: the offending input (may be ``None`` for a missing cell).
+        reason: short machine-friendly reason: ``"empty"``, ``"missing"`` or ``"unparseable"``.
+    """
+
+    def __init__(self, smiles: str | None, reason: str) -> None:
+        self.smiles = smiles
+        self.reason = reason
+        super().__init__(f"invalid SMILES ({reason}): {smiles!r}")
+
+
+class ConfigError(LlamoError, ValueError):
+    """A configuration with unknown keys, wrong types or inconsistent values."""
+
+
+class TokenCountMismatchError(LlamoError, ValueError):
+    """The number of graph slots in a prompt batch differs from the graph tokens supplied."""
+
+
+class CheckpointError(LlamoError):
+    """A model directory or checkpoint that is missing, corrupted or of the wrong shape."""
+
+
+class UntrustedPickleError(CheckpointError):
+    """A pickled checkpoint whose loading needs arbitrary code execution, without opt-in."""

@@ -1,0 +1,81 @@
+"""Typed hand-off records between pipeline stages.
+
+The chemistry stage produces numpy records (no torch), the graph stage collates them into a
+:class:`GraphBatch`, and prompt assembly produces :class:`PromptBatch`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ParsedMolecule:
+    """A validated molecule.
+
+    Attributes:
+        input_smiles: the SMILES as given.
+        canonical_smiles: RDKit canonical, **non-isomeric** SMILES (LLaMo's prompt and motif form).
+        isomeric_smiles: RDKit canonical isomeric SMILES (the identity used for de-duplication).
+    """
+
+    input_smiles: str
+    canonical_smiles: str
+    isomeric_smiles: str
+
+
+@dataclass(frozen=True)
+class MolGraph:
+    """One molecule as OGB integer features (reference §2).
+
+    Shapes:
+        atom_features: ``[N, 9]`` int64
+        edge_index: ``[2, E]`` int64, both directions of every bond (row 0 source, row 1 target)
+        bond_features: ``[E, 3]`` int64
+        motifs: ``[M, 73]`` float32 functional-group vectors, or ``None`` when extraction failed
+            (the projector then uses its raw motif queries, as the original code does).
+    """
+
+    atom_features: np.ndarray
+    edge_index: np.ndarray
+    bond_features: np.ndarray
+    motifs: np.ndarray | None
+
+    @property
+    def num_atoms(self) -> int:
+        return int(self.atom_features.shape[0])
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.edge_index.shape[1])
+
+
+@dataclass(frozen=True)
+class GraphBatch:
+    """A batch of molecules in flat (PyG-style) layout plus padded motif tensors.
+
+    Shapes (B molecules, N atoms in total, E directed edges, M max motifs per molecule):
+        atom_features: ``[N, 9]`` int64
+        edge_index: ``[2, E]`` int64, indices into the flat atom axis
+        bond_features: ``[E, 3]`` int64
+        node_graph: ``[N]`` int64, molecule index of each atom (sorted, contiguous)
+        node_slot: ``[N]`` int64, position of each atom inside its molecule
+        motifs: ``[B, M, 73]`` float32 (zero padded; ``M >= 1``)
+        motif_mask: ``[B, M]`` bool, True where a real motif is present
+        num_graphs: B
+        max_atoms: largest molecule size (for dense per-molecule layouts)
+
+    A molecule whose motif extraction failed has an all-False ``motif_mask`` row.
+    """
+
+    atom_features: np.ndarray
+    edge_index: np.ndarray
+    bond_features: np.ndarray
+    node_graph: np.ndarray
+    node_slot: np.ndarray
+    motifs: np.ndarray
+    motif_mask: np.ndarray
+    num_graphs: int
+    max_atoms: int
