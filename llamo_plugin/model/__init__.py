@@ -1,0 +1,1 @@
+"""LLaMo = graph tokenizer (GIN + projector) + any Hugging Face causal LM; greedy decoding."""
