@@ -1,0 +1,29 @@
+# Two commands do all set-up on a fresh CPU-only machine:
+#   make test   creates .venv, installs everything (torch 2.13.0 CPU), runs ruff + pytest
+#   make demo   creates .venv if needed and runs the main job on examples/molecules.csv
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test lint demo clean
+
+$(STAMP): requirements/cpu.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements/cpu.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+
+test: venv lint
+	$(BIN)/pytest -q
+
+demo: venv
+	$(BIN)/llamo demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

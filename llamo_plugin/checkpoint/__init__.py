@@ -1,0 +1,1 @@
+"""Checkpoints: our model-directory format and the official LLaMo checkpoint converter."""

@@ -1,0 +1,226 @@
+"""Our model format: a directory with a typed config, safetensors weights and checksums.
+
+Layout::
+
+    model_dir/
+      llamo_config.json      LlamoConfig (graph, projector, prompt, decode)
+      graph.safetensors      GIN encoder + projector (fp32), keys ``encoder.*``, ``projector.*``
+      lm/                    a plain Hugging Face causal-LM directory (loadable by transformers
+        config.json          and vLLM as is): config, ``model.safetensors`` and tokenizer files
+        model.safetensors
+        tokenizer.json ...
+      manifest.json          sha256 and size of every file above, and the model checksum
+
+Loading verifies every checksum (a corrupted or edited file is refused with
+:class:`~llamo_plugin.errors.CheckpointError`), then loads every tensor strictly: no missing,
+unexpected or mis-shaped keys. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from llamo_plugin.config import LlamoConfig
+from llamo_plugin.errors import CheckpointError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+CONFIG = "llamo_config.json"
+GRAPH_WEIGHTS = "graph.safetensors"
+LM_DIR = "lm"
+LM_WEIGHTS = "model.safetensors"
+FORMAT_ID = "llamo-plugin/1"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file, streamed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _model_checksum(files: dict[str, dict[str, Any]]) -> str:
+    """One id for the whole model: sha256 over the sorted (path, sha256) pairs."""
+    text = "\n".join(f"{k} {v['sha256']}" for k, v in sorted(files.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_manifest(model_dir: Path) -> dict[str, Any]:
+    """Hash every file under ``model_dir`` (except the manifest) and write ``manifest.json``."""
+    files: dict[str, dict[str, Any]] = {}
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        rel = path.relative_to(model_dir).as_posix()
+        if rel == MANIFEST:
+            continue
+        files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    manifest = {"format": FORMAT_ID, "model_sha256": _model_checksum(files), "files": files}
+    (model_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def verify_manifest(model_dir: Path) -> dict[str, Any]:
+    """Check every listed file's size and sha256; raise ``CheckpointError`` on any mismatch."""
+    path = model_dir / MANIFEST
+    if not path.is_file():
+        raise CheckpointError(f"{model_dir}: no {MANIFEST}; not a model directory in our format")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: unreadable manifest ({exc})") from exc
+    if manifest.get("format") != FORMAT_ID:
+        raise CheckpointError(f"{path}: unknown format {manifest.get('format')!r}")
+    for rel, meta in manifest["files"].items():
+        file = model_dir / rel
+        if not file.is_file():
+            raise CheckpointError(f"{model_dir}: file {rel} listed in the manifest is missing")
+        if file.stat().st_size != meta["bytes"]:
+            raise CheckpointError(
+                f"{file}: size {file.stat().st_size} != {meta['bytes']} in the manifest "
+                "(truncated or modified file)"
+            )
+        if sha256_file(file) != meta["sha256"]:
+            raise CheckpointError(
+                f"{file}: sha256 does not match the manifest (corrupted or modified file)"
+            )
+    if _model_checksum(manifest["files"]) != manifest.get("model_sha256"):
+        raise CheckpointError(f"{path}: model checksum does not match the file list")
+    return manifest
+
+
+def read_manifest(model_dir: str | Path) -> dict[str, Any]:
+    """The manifest, unverified (cheap; use for the model checksum)."""
+    return json.loads((Path(model_dir) / MANIFEST).read_text())
+
+
+def _unique_state_dict(module: Any) -> tuple[dict[str, Any], list[str]]:
+    """State dict without aliases (tied weights); returns (tensors, dropped alias names)."""
+    seen: dict[tuple[int, tuple[int, ...]], str] = {}
+    out: dict[str, Any] = {}
+    aliases: list[str] = []
+    for name, tensor in module.state_dict().items():
+        key = (tensor.untyped_storage().data_ptr(), tuple(tensor.shape))
+        if tensor.numel() and key in seen:
+            aliases.append(name)
+            continue
+        seen[key] = name
+        out[name] = tensor.detach().contiguous()
+    return out, aliases
+
+
+def save_model(model: Any, path: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
+    """Write ``model`` (a :class:`~llamo_plugin.model.llamo.LlamoModel`) in our format.
+
+    Returns the manifest. The directory is written under a temporary name and renamed at the
+    end, so an interrupted save never leaves a half-written model behind.
+    """
+    from safetensors.torch import save_file
+
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise CheckpointError(f"{target} exists; pass overwrite=True to replace it")
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / LM_DIR).mkdir(parents=True)
+
+    (tmp / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    graph_sd, _ = _unique_state_dict(model.graph)
+    save_file(graph_sd, tmp / GRAPH_WEIGHTS, metadata={"format": "pt"})
+    lm_sd, aliases = _unique_state_dict(model.lm)
+    if aliases:
+        logger.info("not storing tied aliases %s", aliases)
+    save_file(lm_sd, tmp / LM_DIR / LM_WEIGHTS, metadata={"format": "pt"})
+    model.lm.config.save_pretrained(tmp / LM_DIR)
+    model.tokenizer.save_pretrained(tmp / LM_DIR)
+    manifest = write_manifest(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    model.checksum = manifest["model_sha256"]
+    return manifest
+
+
+def _check_keys(
+    expected: dict[str, Any], stored: dict[str, tuple[int, ...]], where: str,
+    allowed_missing: set[str],
+) -> None:
+    """Raise ``CheckpointError`` unless ``stored`` names exactly the expected tensors/shapes."""
+    missing = sorted(set(expected) - set(stored) - allowed_missing)
+    unexpected = sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{where}: key mismatch; missing {missing[:8]}{'...' if len(missing) > 8 else ''}, "
+            f"unexpected {unexpected[:8]}{'...' if len(unexpected) > 8 else ''}"
+        )
+    for name, shape in stored.items():
+        if tuple(shape) != tuple(expected[name].shape):
+            raise CheckpointError(
+                f"{where}: {name} has shape {tuple(shape)}, the model expects "
+                f"{tuple(expected[name].shape)}"
+            )
+
+
+def _load_strict(module: Any, tensors: dict[str, Any], where: str) -> None:
+    """Load ``tensors`` into ``module`` (possibly on the meta device) with exact keys/shapes."""
+    _check_keys(module.state_dict(), {k: tuple(v.shape) for k, v in tensors.items()}, where,
+                set())
+    module.load_state_dict(tensors, strict=True, assign=True)
+
+
+def load_model(
+    path: str | Path, *, device: str = "cpu", dtype: Any = None, verify: bool = True
+) -> Any:
+    """Load a model directory written by :func:`save_model` (or the converter).
+
+    Args:
+        path: the model directory.
+        device: where to put the model (``"cpu"``, ``"cuda"``, ...).
+        dtype: LM dtype override (e.g. ``torch.bfloat16``); default: as stored.
+        verify: check every file against the manifest's sha256 first (default: yes).
+    """
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from llamo_plugin.model.llamo import LlamoModel
+
+    model_dir = Path(path)
+    if not model_dir.is_dir():
+        raise CheckpointError(f"{model_dir}: no such model directory")
+    manifest = verify_manifest(model_dir) if verify else read_manifest(model_dir)
+    try:
+        config = LlamoConfig.from_dict(json.loads((model_dir / CONFIG).read_text()))
+    except (ConfigError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{model_dir / CONFIG}: {exc}") from exc
+    lm_dir = model_dir / LM_DIR
+    tokenizer = AutoTokenizer.from_pretrained(lm_dir, local_files_only=True)
+    hf_config = AutoConfig.from_pretrained(lm_dir, local_files_only=True)
+    # Strict key/shape check against the architecture before transformers loads the file
+    # (transformers itself only warns about missing or unexpected keys).
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(hf_config)
+    with safe_open(lm_dir / LM_WEIGHTS, framework="pt") as fh:
+        stored = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
+    tied = {"lm_head.weight"} if getattr(hf_config, "tie_word_embeddings", False) else set()
+    _check_keys(skeleton.state_dict(), stored, str(lm_dir / LM_WEIGHTS), tied)
+    del skeleton
+    lm = AutoModelForCausalLM.from_pretrained(
+        lm_dir, dtype=dtype if dtype is not None else "auto", local_files_only=True
+    ).to(device)
+
+    with torch.device("meta"):
+        model = LlamoModel(config, lm, tokenizer)
+    graph_tensors = load_file(model_dir / GRAPH_WEIGHTS, device=str(device))
+    _load_strict(model.graph, graph_tensors, str(model_dir / GRAPH_WEIGHTS))
+    model.checksum = manifest["model_sha256"]
+    model.eval()
+    return model

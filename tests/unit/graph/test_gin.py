@@ -1,0 +1,154 @@
+"""Tests for llamo_plugin.graph.gin: the 5 x 300 GIN of reference §3."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from llamo_plugin.config import GraphEncoderConfig
+from llamo_plugin.graph.gin import FeatureEmbedding, GINEncoder, GINLayer
+
+from .helpers import BIG_SMILES, HIDDEN, batch_inputs, graphs, rescale_
+
+
+def _encoder(seed: int = 0, **kwargs: int) -> GINEncoder:
+    torch.manual_seed(seed)
+    enc = GINEncoder(GraphEncoderConfig(hidden_size=HIDDEN, **kwargs))
+    return rescale_(enc, seed).eval()
+
+
+def _inputs(smiles: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    t = batch_inputs(graphs(smiles))
+    return t["atom_features"], t["edge_index"], t["bond_features"]
+
+
+def test_parameter_count_matches_reference() -> None:
+    with torch.device("meta"):
+        enc = GINEncoder(GraphEncoderConfig())
+    assert sum(p.numel() for p in enc.parameters()) == 1_885_205
+
+
+def test_state_dict_keys_follow_checkpoint_names() -> None:
+    with torch.device("meta"):
+        enc = GINEncoder(GraphEncoderConfig())
+    sd = enc.state_dict()
+    assert len(sd) == 99  # reference §11: "GNN 99" keys
+    for col, size in enumerate((119, 5, 12, 12, 10, 6, 6, 2, 2)):
+        assert sd[f"atom_encoder.atom_embedding_list.{col}.weight"].shape == (size, 300)
+    for layer in range(5):
+        p = f"gnns.{layer}."
+        assert sd[p + "eps"].shape == (1,)
+        assert sd[p + "mlp.0.weight"].shape == (600, 300)
+        assert sd[p + "mlp.0.bias"].shape == (600,)
+        assert sd[p + "mlp.1.running_var"].shape == (600,)
+        assert sd[p + "mlp.1.num_batches_tracked"].shape == ()
+        assert sd[p + "mlp.3.weight"].shape == (300, 600)
+        for col, size in enumerate((5, 6, 2)):
+            assert sd[p + f"bond_encoder.bond_embedding_list.{col}.weight"].shape == (size, 300)
+        assert sd[f"batch_norms.{layer}.running_mean"].shape == (300,)
+
+
+def test_reference_init() -> None:
+    torch.manual_seed(0)
+    enc = GINEncoder(GraphEncoderConfig(hidden_size=64))
+    for layer in enc.gnns:
+        for lin in (layer.mlp[0], layer.mlp[3]):
+            assert 0.015 < lin.weight.std().item() < 0.025
+            assert torch.count_nonzero(lin.bias) == 0
+        assert layer.eps.item() == 0.0
+    emb = enc.atom_encoder.atom_embedding_list[0].weight
+    assert 0.015 < emb.std().item() < 0.025
+
+
+def test_feature_embedding_sums_columns() -> None:
+    torch.manual_seed(0)
+    emb = FeatureEmbedding((3, 4), 5, "tables")
+    x = torch.tensor([[0, 3], [2, 1]])
+    expected = emb.tables[0].weight[x[:, 0]] + emb.tables[1].weight[x[:, 1]]
+    torch.testing.assert_close(emb(x), expected)
+
+
+@pytest.mark.parametrize("num_layers", [5, 2])
+def test_returns_all_levels(num_layers: int) -> None:
+    enc = _encoder(num_layers=num_layers)
+    x, ei, bf = _inputs(["CC(=O)Oc1ccccc1C(=O)O", "[Na+].[Cl-]"])
+    with torch.no_grad():
+        levels = enc(x, ei, bf)
+    assert len(levels) == num_layers + 1
+    for h in levels:
+        assert h.shape == (x.shape[0], HIDDEN)
+        assert h.dtype == torch.float32
+        assert torch.isfinite(h).all()
+    # level 0 is the atom embedding
+    torch.testing.assert_close(levels[0], enc.atom_encoder(x))
+
+
+def test_relu_on_all_but_last_level() -> None:
+    enc = _encoder()
+    with torch.no_grad():
+        levels = enc(*_inputs(["CC(=O)Oc1ccccc1C(=O)O", "CCO", "c1ccncc1", "C"]))
+    assert (levels[0] < 0).any()  # embeddings are not rectified
+    for h in levels[1:-1]:
+        assert (h >= 0).all()
+    assert (levels[-1] < 0).any()
+
+
+def _reference_layer(
+    layer: GINLayer, h: torch.Tensor, edge_index: torch.Tensor, bond: torch.Tensor
+) -> torch.Tensor:
+    """m_i = sum over edges j->i of ReLU(h_j + BondEmb(e_ji)); out = MLP((1 + eps) h_i + m_i)."""
+    bond_emb = layer.bond_encoder(bond)
+    agg = torch.zeros_like(h)
+    for e in range(edge_index.shape[1]):
+        src, dst = int(edge_index[0, e]), int(edge_index[1, e])
+        agg[dst] += torch.relu(h[src] + bond_emb[e])
+    return layer.mlp((1 + layer.eps) * h + agg)
+
+
+def test_layers_match_naive_message_passing() -> None:
+    enc = _encoder()
+    x, ei, bf = _inputs(["CC(=O)Oc1ccccc1C(=O)O", "C=CC#N", "[He]"])
+    with torch.no_grad():
+        levels = enc(x, ei, bf)
+        h = levels[0]
+        for i, (layer, norm) in enumerate(zip(enc.gnns, enc.batch_norms, strict=True)):
+            h = norm(_reference_layer(layer, h, ei, bf))
+            if i < len(enc.gnns) - 1:
+                h = torch.relu(h)
+            torch.testing.assert_close(levels[i + 1], h, atol=1e-5, rtol=1e-5)
+
+
+def test_message_flows_from_source_to_target_without_self_loops() -> None:
+    enc = _encoder()
+    layer = enc.gnns[0]
+    x = torch.tensor([[5, 0, 4, 5, 3, 0, 2, 0, 0], [7, 0, 2, 5, 1, 0, 2, 0, 0]])
+    h = enc.atom_encoder(x)
+    one_way = torch.tensor([[0], [1]])  # a single directed edge 0 -> 1
+    bond = torch.tensor([[0, 0, 0]])
+    none = torch.zeros((2, 0), dtype=torch.int64)
+    with torch.no_grad():
+        directed = layer(h, one_way, bond)
+        isolated = layer(h, none, torch.zeros((0, 3), dtype=torch.int64))
+        alone = layer.mlp((1 + layer.eps) * h)
+    torch.testing.assert_close(isolated, alone)  # no self-loop message
+    torch.testing.assert_close(directed[0], isolated[0])  # the source receives nothing
+    assert not torch.allclose(directed[1], isolated[1])  # the target does
+
+
+def test_molecules_do_not_interact() -> None:
+    enc = _encoder()
+    with torch.no_grad():
+        together = enc(*_inputs(["CCO", BIG_SMILES]))
+        alone = enc(*_inputs(["CCO"]))
+    for a, b in zip(together, alone, strict=True):
+        torch.testing.assert_close(a[:3], b, atol=1e-5, rtol=1e-5)
+
+
+def test_eval_is_deterministic() -> None:
+    enc = _encoder()
+    inputs = _inputs(["CC(C)Cc1ccc(C(C)C(=O)O)cc1"])
+    with torch.no_grad():
+        first = enc(*inputs)
+        second = enc(*inputs)
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a, b)
