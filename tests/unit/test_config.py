@@ -14,8 +14,8 @@ from llamo_plugin.config import (
     DecodeConfig,
     GraphEncoderConfig,
     LlamoConfig,
-    PromptConfig,
     ProjectorConfig,
+    PromptConfig,
 )
 from llamo_plugin.errors import ConfigError, LlamoError
 
@@ -194,7 +194,9 @@ def test_num_levels_must_equal_num_layers_plus_one() -> None:
         LlamoConfig(graph=GraphEncoderConfig(num_layers=4))
     with pytest.raises(ConfigError, match="num_levels"):
         LlamoConfig.from_dict({"projector": {"num_levels": 5}})
-    ok = LlamoConfig(graph=GraphEncoderConfig(num_layers=4), projector=ProjectorConfig(num_levels=5))
+    ok = LlamoConfig(
+        graph=GraphEncoderConfig(num_layers=4), projector=ProjectorConfig(num_levels=5)
+    )
     assert ok.projector.num_levels == 5
 
 

@@ -130,9 +130,8 @@ def test_both_edge_directions_with_matching_features() -> None:
     mol = mol_from_smiles("C=CC#N.c1ccoc1")
     g = mol_to_graph(mol)
     assert g.num_edges == 2 * mol.GetNumBonds()
-    pairs = {
-        (int(s), int(d)): tuple(f) for s, d, f in zip(*g.edge_index, g.bond_features.tolist())
-    }
+    src, dst = g.edge_index.tolist()
+    pairs = {(s, d): tuple(f) for s, d, f in zip(src, dst, g.bond_features.tolist(), strict=True)}
     assert len(pairs) == g.num_edges
     for bond in mol.GetBonds():
         i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()

@@ -214,8 +214,9 @@ def _expected_motif_slot(proj: MultiLevelProjector) -> torch.Tensor:
     return proj.net(proj.layer_norm(proj.motif_query_tokens))
 
 
-@pytest.mark.parametrize(("order", "motif_slots"), [("motif_first", slice(0, 4)),
-                                                     ("motif_last", slice(24, 28))])
+@pytest.mark.parametrize(
+    ("order", "motif_slots"), [("motif_first", slice(0, 4)), ("motif_last", slice(24, 28))]
+)
 def test_motif_slots_without_motifs(order: str, motif_slots: slice) -> None:
     proj = _projector(token_order=order)
     levels, mask = _levels(2, [3, 2])
@@ -260,7 +261,10 @@ def test_layer_norm_is_applied_before_mlp() -> None:
     with torch.no_grad():
         out = proj(levels, mask, motifs, motif_mask)
         x = torch.cat([proj.motif_query_tokens[None], proj.level_tokens(levels, mask)], dim=1)
-        ref = proj.net(nn.functional.layer_norm(x, (HIDDEN,), proj.layer_norm.weight,
-                                                proj.layer_norm.bias, 1e-5))
+        ref = proj.net(
+            nn.functional.layer_norm(
+                x, (HIDDEN,), proj.layer_norm.weight, proj.layer_norm.bias, 1e-5
+            )
+        )
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     assert len(proj.net) == 1
