@@ -174,7 +174,9 @@ def extract_motifs(canonical_smiles: str) -> np.ndarray | None:
     from rdkit import Chem, RDLogger
 
     RDLogger.DisableLog("rdApp.*")
-    mol = Chem.MolFromSmiles(canonical_smiles) if canonical_smiles else None
+    if not isinstance(canonical_smiles, str) or not canonical_smiles:
+        return None
+    mol = Chem.MolFromSmiles(canonical_smiles)
     if mol is None or mol.GetNumAtoms() == 0:
         return None
     try:

@@ -12,6 +12,7 @@ RDKit returns ``None`` (and logs) on bad input; this module turns that into one 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from llamo_plugin.errors import InvalidSmilesError
@@ -28,19 +29,28 @@ def _rdkit_quiet() -> Any:
     return Chem
 
 
+def _is_missing(value: Any) -> bool:
+    if value is None or type(value).__name__ in {"NAType", "NaTType"}:
+        return True
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isnan(value)
+
+
 def mol_from_smiles(smiles: Any) -> Any:
     """Parse ``smiles`` into an RDKit ``Mol``; raise ``InvalidSmilesError`` on any problem.
 
-    Missing values (``None``, NaN), empty or blank strings and unparseable strings are errors;
-    RDKit itself would return an empty molecule for ``""``.
+    Missing values (``None``, any NaN, ``pandas.NA``), empty or blank strings, strings with
+    inner whitespace and unparseable strings are errors. RDKit itself would return an empty
+    molecule for ``""`` and silently read ``"C C"`` as methane (text after a space is a name).
     """
-    if smiles is None or (isinstance(smiles, float) and math.isnan(smiles)):
+    if _is_missing(smiles):
         raise InvalidSmilesError(None, "missing")
     if not isinstance(smiles, str):
         raise InvalidSmilesError(repr(smiles), "unparseable")
     text = smiles.strip()
     if not text:
         raise InvalidSmilesError(smiles, "empty")
+    if any(ch.isspace() for ch in text):
+        raise InvalidSmilesError(smiles, "unparseable")
     chem = _rdkit_quiet()
     mol = chem.MolFromSmiles(text)
     if mol is None or mol.GetNumAtoms() == 0:

@@ -232,3 +232,8 @@ def test_check_supported_lower_level() -> None:
     with pytest.raises(MotifExtractionError):
         _check_supported(rw.GetMol())
     _check_supported(Chem.MolFromSmiles("CC(=O)Oc1ccccc1C(=O)O"))  # no error
+
+
+@pytest.mark.parametrize("value", [5, None, b"CCO"])
+def test_non_string_input_returns_none(value) -> None:
+    assert extract_motifs(value) is None

@@ -113,3 +113,20 @@ def test_prompt_smiles_short_and_custom_cut() -> None:
     parsed = parse_smiles("C[C@H](N)C(=O)O")
     assert prompt_smiles(parsed) == "CC(N)C(=O)O"
     assert prompt_smiles(parsed, max_chars=4) == "CC(N"
+
+
+@pytest.mark.parametrize("text", ["C C", "CCO ethanol", "CCO\tfoo"])
+def test_inner_whitespace_is_unparseable(text: str) -> None:
+    """RDKit reads text after a space as a name; a table cell like that is an error."""
+    with pytest.raises(InvalidSmilesError) as info:
+        parse_smiles(text)
+    assert info.value.reason == "unparseable"
+
+
+def test_numpy_and_pandas_missing_values() -> None:
+    import numpy as np
+
+    for value in (np.float32("nan"), np.float64("nan")):
+        with pytest.raises(InvalidSmilesError) as info:
+            parse_smiles(value)
+        assert info.value.reason == "missing"
