@@ -18,9 +18,7 @@ from llamo_plugin.errors import ConfigError
 T = TypeVar("T", bound="FrozenConfig")
 
 #: LLaMo's system message (reference §6).
-LLAMO_SYSTEM_MESSAGE = (
-    "The following is a conversation between a curious human and AI assistant."
-)
+LLAMO_SYSTEM_MESSAGE = "The following is a conversation between a curious human and AI assistant."
 
 
 def _check_type(name: str, value: Any, annotation: Any) -> Any:
@@ -42,6 +40,10 @@ def _check_type(name: str, value: Any, annotation: Any) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(f"{name}: {value!r} does not match {annotation}")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: expected a mapping, got {type(value).__name__}")
+        return dict(value)
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{name}: expected a list, got {type(value).__name__}")

@@ -49,7 +49,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -86,17 +86,26 @@ KEY_RULES: tuple[tuple[re.Pattern[str], Target, str], ...] = tuple(
     for pattern, target, template in (
         # --- GIN encoder (99 keys at LLaMo size) -> graph module ``encoder.*``
         (_GNN + r"(atom_encoder\.atom_embedding_list\.\d+\.weight)", "graph", r"encoder.\1"),
-        (_GNN + r"(gnns\.\d+\.(?:eps|mlp\.[03]\.(?:weight|bias)|mlp\.1\." + _BN
-         + r"|bond_encoder\.bond_embedding_list\.\d+\.weight))", "graph", r"encoder.\1"),
+        (
+            _GNN
+            + r"(gnns\.\d+\.(?:eps|mlp\.[03]\.(?:weight|bias)|mlp\.1\."
+            + _BN
+            + r"|bond_encoder\.bond_embedding_list\.\d+\.weight))",
+            "graph",
+            r"encoder.\1",
+        ),
         (_GNN + r"(batch_norms\.\d+\." + _BN + ")", "graph", r"encoder.\1"),
         # --- the dead LayerNorm on the pooled graph vector (2 keys)
         (re.escape(DEAD_PREFIX) + r"(?:weight|bias)", "dead", r"\g<0>"),
         # --- projector (45 keys, 24 of them the shared level MHA listed six times)
-        (r"abstractor\.(cross_attention\.\d+\." + _MHA + ")", "level_attention",
-         r"projector.\1"),
-        (r"abstractor\.(query_tokens|motif_query_tokens|motif_weight\.weight"
-         r"|motif_cross_attention\." + _MHA + r"|layer_norm\.(?:weight|bias)"
-         r"|net\.\d+\.(?:weight|bias))", "graph", r"projector.\1"),
+        (r"abstractor\.(cross_attention\.\d+\." + _MHA + ")", "level_attention", r"projector.\1"),
+        (
+            r"abstractor\.(query_tokens|motif_query_tokens|motif_weight\.weight"
+            r"|motif_cross_attention\." + _MHA + r"|layer_norm\.(?:weight|bias)"
+            r"|net\.\d+\.(?:weight|bias))",
+            "graph",
+            r"projector.\1",
+        ),
         # --- Llama inside peft's wrapper (419 keys at 7B)
         (_LM + r"(model\.embed_tokens\.weight|model\.norm\.weight|lm_head\.weight)", "lm", r"\1"),
         (_LM + r"(model\.layers\.\d+\.(?:input|post_attention)_layernorm\.weight)", "lm", r"\1"),
@@ -116,7 +125,7 @@ def map_official_key(name: str) -> tuple[Target, str] | None:
     Returns ``None`` for a key the map does not know.
     """
     if name.startswith(OFFICIAL_PREFIX):
-        name = name[len(OFFICIAL_PREFIX):]
+        name = name[len(OFFICIAL_PREFIX) :]
     for pattern, target, template in KEY_RULES:
         match = pattern.fullmatch(name)
         if match:
@@ -194,7 +203,7 @@ class _MissingGlobal(dict):  # type: ignore[type-arg]
 class _TolerantUnpickler(pickle.Unpickler):
     """A normal unpickler, except that classes from uninstalled modules become stubs."""
 
-    missing: set[str] = set()
+    missing: ClassVar[set[str]] = set()
 
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -254,8 +263,10 @@ def read_checkpoint(path: str | Path, *, trust_pickle: bool) -> Any:
     except (pickle.UnpicklingError, EOFError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc})") from exc
     if _TolerantUnpickler.missing:
-        logger.warning("classes not installed here, kept as plain stubs: %s",
-                       sorted(_TolerantUnpickler.missing))
+        logger.warning(
+            "classes not installed here, kept as plain stubs: %s",
+            sorted(_TolerantUnpickler.missing),
+        )
     return obj
 
 
@@ -292,8 +303,11 @@ def _bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
         return False
     if a.is_meta or b.is_meta:
         raise CheckpointError("cannot compare meta tensors that are distinct objects")
-    if (a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
-            and a.storage_offset() == b.storage_offset() and a.stride() == b.stride()):
+    if (
+        a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+        and a.storage_offset() == b.storage_offset()
+        and a.stride() == b.stride()
+    ):
         return True
     return torch.equal(a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8))
 
@@ -324,7 +338,8 @@ def resolve_level_attention(
         raise CheckpointError("abstractor.cross_attention.0.* is missing")
     if set(by_index) not in ({0}, set(range(num_levels))):
         raise CheckpointError(
-            f"abstractor.cross_attention has copies {sorted(by_index)}; expected 0..{num_levels - 1}"
+            f"abstractor.cross_attention has copies {sorted(by_index)}; "
+            f"expected 0..{num_levels - 1}"
         )
     ref = by_index[0]
     for index, params in by_index.items():
@@ -334,7 +349,8 @@ def resolve_level_attention(
             )
     differing = sorted(
         f"abstractor.cross_attention.{i}.{p}"
-        for i, params in by_index.items() for p, t in params.items()
+        for i, params in by_index.items()
+        for p, t in params.items()
         if not _bitwise_equal(t, ref[p])
     )
     identical = not differing
@@ -361,16 +377,24 @@ def resolve_level_attention(
 
 
 def merge_lora_weight(
-    base: torch.Tensor, lora_a: torch.Tensor, lora_b: torch.Tensor, *,
-    lora_alpha: float, out_dtype: torch.dtype | None = None,
+    base: torch.Tensor,
+    lora_a: torch.Tensor,
+    lora_b: torch.Tensor,
+    *,
+    lora_alpha: float,
+    out_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """``W0 + (alpha / r) * B @ A`` in fp32, cast to ``out_dtype`` (default: ``W0``'s dtype).
 
     Shapes: base ``[out, in]``, lora_a ``[r, in]``, lora_b ``[out, r]`` -> ``[out, in]``.
     """
     rank = lora_a.shape[0]
-    if (lora_a.dim() != 2 or lora_b.dim() != 2 or lora_b.shape[1] != rank
-            or tuple(base.shape) != (lora_b.shape[0], lora_a.shape[1])):
+    if (
+        lora_a.dim() != 2
+        or lora_b.dim() != 2
+        or lora_b.shape[1] != rank
+        or tuple(base.shape) != (lora_b.shape[0], lora_a.shape[1])
+    ):
         raise CheckpointError(
             f"LoRA shapes do not fit: W0 {tuple(base.shape)}, A {tuple(lora_a.shape)}, "
             f"B {tuple(lora_b.shape)}"
@@ -380,8 +404,10 @@ def merge_lora_weight(
 
 
 def _merge_lm(
-    entries: Mapping[Target, Mapping[str, tuple[str, torch.Tensor]]], *,
-    lora_alpha: float, dtype: torch.dtype | None,
+    entries: Mapping[Target, Mapping[str, tuple[str, torch.Tensor]]],
+    *,
+    lora_alpha: float,
+    dtype: torch.dtype | None,
 ) -> tuple[dict[str, torch.Tensor], int, float | None]:
     """Plain Llama tensors with LoRA merged: ``(state dict, n merged, scaling)``."""
     base, lora_a, lora_b = entries["lm"], entries["lora_A"], entries["lora_B"]
@@ -391,8 +417,11 @@ def _merge_lm(
     )
     if orphans:
         raise CheckpointError(f"LoRA tensors without their A/B partner or base weight: {orphans}")
-    bare = sorted(orig for n, (orig, _) in base.items()
-                  if orig.endswith(".base_layer.weight") and n not in lora_a)
+    bare = sorted(
+        orig
+        for n, (orig, _) in base.items()
+        if orig.endswith(".base_layer.weight") and n not in lora_a
+    )
     if bare:
         raise CheckpointError(f"peft base_layer weights without LoRA tensors: {bare[:8]}")
     out: dict[str, torch.Tensor] = {}
@@ -400,8 +429,9 @@ def _merge_lm(
     for name, (_, tensor) in base.items():
         if name in lora_a:
             a, b = lora_a[name][1], lora_b[name][1]
-            out[name] = merge_lora_weight(tensor, a, b, lora_alpha=lora_alpha,
-                                          out_dtype=dtype or tensor.dtype)
+            out[name] = merge_lora_weight(
+                tensor, a, b, lora_alpha=lora_alpha, out_dtype=dtype or tensor.dtype
+            )
             scalings.add(lora_alpha / a.shape[0])
         elif dtype is not None and tensor.is_floating_point():
             out[name] = tensor.to(dtype)
@@ -413,7 +443,8 @@ def _merge_lm(
 
 
 def convert_state_dict(
-    sd: Mapping[str, torch.Tensor], *,
+    sd: Mapping[str, torch.Tensor],
+    *,
     lora_alpha: float = LLAMO_LORA_ALPHA,
     shared_level_attention: bool = True,
     dtype: torch.dtype | None = None,
@@ -456,7 +487,8 @@ def convert_state_dict(
         raise CheckpointError("abstractor.query_tokens is missing")
     attention, identical = resolve_level_attention(
         {new: t for new, (_, t) in entries["level_attention"].items()},
-        graph_sd["projector.query_tokens"].shape[0], shared=shared_level_attention,
+        graph_sd["projector.query_tokens"].shape[0],
+        shared=shared_level_attention,
     )
     graph_sd.update(attention)
     lm_sd, n_merged, scaling = _merge_lm(entries, lora_alpha=lora_alpha, dtype=dtype)
@@ -483,12 +515,14 @@ def _indices(names: Any, pattern: str) -> list[int]:
 
 
 def infer_llamo_config(
-    graph_sd: Mapping[str, torch.Tensor], *,
+    graph_sd: Mapping[str, torch.Tensor],
+    *,
     token_order: Literal["motif_first", "motif_last"] = "motif_first",
     shared_level_attention: bool = True,
     name: str = "llamo-official",
 ) -> LlamoConfig:
     """Graph and projector config read from the tensor shapes (heads: 4, as hard-coded)."""
+
     def shape(key: str) -> tuple[int, ...]:
         if key not in graph_sd:
             raise CheckpointError(f"{key} is missing from the converted graph tensors")
@@ -496,7 +530,9 @@ def infer_llamo_config(
 
     layers = _indices(graph_sd, r"encoder\.gnns\.(\d+)\.eps")
     atoms = _indices(graph_sd, r"encoder\.atom_encoder\.atom_embedding_list\.(\d+)\.weight")
-    bonds = _indices(graph_sd, r"encoder\.gnns\.0\.bond_encoder\.bond_embedding_list\.(\d+)\.weight")
+    bonds = _indices(
+        graph_sd, r"encoder\.gnns\.0\.bond_encoder\.bond_embedding_list\.(\d+)\.weight"
+    )
     net = _indices(graph_sd, r"projector\.net\.(\d+)\.weight")
     levels, per_level, width = shape("projector.query_tokens")
     try:
@@ -507,11 +543,12 @@ def infer_llamo_config(
                 num_layers=len(layers),
                 hidden_size=shape("encoder.atom_encoder.atom_embedding_list.0.weight")[1],
                 atom_vocab_sizes=tuple(
-                    shape(f"encoder.atom_encoder.atom_embedding_list.{i}.weight")[0]
-                    for i in atoms),
+                    shape(f"encoder.atom_encoder.atom_embedding_list.{i}.weight")[0] for i in atoms
+                ),
                 bond_vocab_sizes=tuple(
                     shape(f"encoder.gnns.0.bond_encoder.bond_embedding_list.{i}.weight")[0]
-                    for i in bonds),
+                    for i in bonds
+                ),
             ),
             projector=ProjectorConfig(
                 input_size=width,
@@ -542,7 +579,8 @@ def _read_base_config(base_config: Mapping[str, Any] | str | Path) -> dict[str, 
 
 
 def infer_lm_config(
-    lm_sd: Mapping[str, torch.Tensor], *,
+    lm_sd: Mapping[str, torch.Tensor],
+    *,
     base_config: Mapping[str, Any] | str | Path | None = None,
     num_attention_heads: int | None = None,
     special_ids: tuple[int | None, int | None, int | None] | None = None,
@@ -560,8 +598,11 @@ def infer_lm_config(
     """
     from transformers import LlamaConfig
 
-    for key in ("model.embed_tokens.weight", "model.layers.0.mlp.gate_proj.weight",
-                "model.layers.0.self_attn.k_proj.weight"):
+    for key in (
+        "model.embed_tokens.weight",
+        "model.layers.0.mlp.gate_proj.weight",
+        "model.layers.0.self_attn.k_proj.weight",
+    ):
         if key not in lm_sd:
             raise CheckpointError(f"{key} is missing from the language model tensors")
     vocab, hidden = lm_sd["model.embed_tokens.weight"].shape
@@ -582,8 +623,9 @@ def infer_lm_config(
         if num_attention_heads is not None and num_attention_heads != config.num_attention_heads:
             raise CheckpointError("num_attention_heads disagrees with the base config")
         if config.vocab_size != vocab:
-            logger.info("base config vocabulary %d -> %d (checkpoint rows)",
-                        config.vocab_size, vocab)
+            logger.info(
+                "base config vocabulary %d -> %d (checkpoint rows)", config.vocab_size, vocab
+            )
             config.vocab_size = vocab
         heads = config.num_attention_heads
     else:
@@ -594,17 +636,24 @@ def infer_lm_config(
                 "num_attention_heads or the base model's config.json"
             )
         config = LlamaConfig(
-            vocab_size=vocab, hidden_size=hidden, intermediate_size=intermediate,
-            num_hidden_layers=len(layers), num_attention_heads=heads,
+            vocab_size=vocab,
+            hidden_size=hidden,
+            intermediate_size=intermediate,
+            num_hidden_layers=len(layers),
+            num_attention_heads=heads,
             num_key_value_heads=kv_width // (hidden // heads),
-            max_position_embeddings=4096, rms_norm_eps=1e-5,
+            max_position_embeddings=4096,
+            rms_norm_eps=1e-5,
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-            tie_word_embeddings=False, hidden_act="silu",
+            tie_word_embeddings=False,
+            hidden_act="silu",
         )
     head_dim = getattr(config, "head_dim", None) or hidden // heads
     expected = {
-        "hidden_size": hidden, "intermediate_size": intermediate,
-        "num_hidden_layers": len(layers), "num_key_value_heads": kv_width // head_dim,
+        "hidden_size": hidden,
+        "intermediate_size": intermediate,
+        "num_hidden_layers": len(layers),
+        "num_key_value_heads": kv_width // head_dim,
     }
     wrong = {k: (getattr(config, k), v) for k, v in expected.items() if getattr(config, k) != v}
     if wrong:
@@ -617,9 +666,19 @@ def infer_lm_config(
 
 def lm_config_summary(config: Any) -> dict[str, Any]:
     """The handful of LM config values worth logging."""
-    keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-            "num_attention_heads", "num_key_value_heads", "rms_norm_eps",
-            "max_position_embeddings", "bos_token_id", "eos_token_id", "pad_token_id")
+    keys = (
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "rms_norm_eps",
+        "max_position_embeddings",
+        "bos_token_id",
+        "eos_token_id",
+        "pad_token_id",
+    )
     summary = {k: getattr(config, k, None) for k in keys}
     summary["dtype"] = str(getattr(config, "dtype", None)).removeprefix("torch.")
     return summary
@@ -642,8 +701,9 @@ def prepare_tokenizer(tokenizer: Any, vocab_rows: int) -> Any:
         tokenizer.add_special_tokens({"pad_token": "<pad>"})
         logger.info("added <pad> to the tokenizer as id %d", tokenizer.pad_token_id)
     elif len(tokenizer) == vocab_rows - 1 and "<pad>" not in vocab:
-        logger.warning("tokenizer pad token %r replaced by a new <pad> (LLaMo's setup)",
-                       tokenizer.pad_token)
+        logger.warning(
+            "tokenizer pad token %r replaced by a new <pad> (LLaMo's setup)", tokenizer.pad_token
+        )
         tokenizer.add_special_tokens({"pad_token": "<pad>"})
     if len(tokenizer) != vocab_rows:
         raise CheckpointError(
@@ -659,15 +719,15 @@ def prepare_tokenizer(tokenizer: Any, vocab_rows: int) -> Any:
     return tokenizer
 
 
-def assign_strict(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], where: str
-                  ) -> None:
+def assign_strict(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], where: str) -> None:
     """Load ``tensors`` into ``module`` (built on meta) with exactly its keys and shapes."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong = sorted(
         f"{k}: {tuple(tensors[k].shape)} != {tuple(expected[k].shape)}"
-        for k in set(expected) & set(tensors) if tensors[k].shape != expected[k].shape
+        for k in set(expected) & set(tensors)
+        if tensors[k].shape != expected[k].shape
     )
     if missing or unexpected or wrong:
         raise CheckpointError(
@@ -678,8 +738,11 @@ def assign_strict(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], 
 
 
 def build_converted_model(
-    config: LlamoConfig, lm_config: Any, tokenizer: Any,
-    graph_sd: Mapping[str, torch.Tensor], lm_sd: Mapping[str, torch.Tensor],
+    config: LlamoConfig,
+    lm_config: Any,
+    tokenizer: Any,
+    graph_sd: Mapping[str, torch.Tensor],
+    lm_sd: Mapping[str, torch.Tensor],
 ) -> Any:
     """A :class:`LlamoModel` built on the meta device, with the tensors assigned (no copies).
 
@@ -748,15 +811,20 @@ def convert_official_checkpoint(
     )
     prepare_tokenizer(tokenizer, lm_sd["model.embed_tokens.weight"].shape[0])
     lm_config = infer_lm_config(
-        lm_sd, base_config=base_config, num_attention_heads=num_attention_heads,
+        lm_sd,
+        base_config=base_config,
+        num_attention_heads=num_attention_heads,
         special_ids=(tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id),
     )
     model = build_converted_model(config, lm_config, tokenizer, graph_sd, lm_sd)
     del graph_sd, lm_sd
     manifest = save_model(model, out, overwrite=overwrite)
     report = dataclasses.replace(
-        report, lm_config=lm_config_summary(lm_config), token_order=token_order,
-        metadata_keys=metadata, model_sha256=manifest["model_sha256"],
+        report,
+        lm_config=lm_config_summary(lm_config),
+        token_order=token_order,
+        metadata_keys=metadata,
+        model_sha256=manifest["model_sha256"],
     )
     for line in report.lines():
         logger.info("%s", line)

@@ -149,7 +149,9 @@ def save_model(model: Any, path: str | Path, *, overwrite: bool = False) -> dict
 
 
 def _check_keys(
-    expected: dict[str, Any], stored: dict[str, tuple[int, ...]], where: str,
+    expected: dict[str, Any],
+    stored: dict[str, tuple[int, ...]],
+    where: str,
     allowed_missing: set[str],
 ) -> None:
     """Raise ``CheckpointError`` unless ``stored`` names exactly the expected tensors/shapes."""
@@ -170,8 +172,7 @@ def _check_keys(
 
 def _load_strict(module: Any, tensors: dict[str, Any], where: str) -> None:
     """Load ``tensors`` into ``module`` (possibly on the meta device) with exact keys/shapes."""
-    _check_keys(module.state_dict(), {k: tuple(v.shape) for k, v in tensors.items()}, where,
-                set())
+    _check_keys(module.state_dict(), {k: tuple(v.shape) for k, v in tensors.items()}, where, set())
     module.load_state_dict(tensors, strict=True, assign=True)
 
 

@@ -127,7 +127,9 @@ def functional_groups(mol: Any) -> list[set[int]]:
             groups.append({a1, a2})  # a plain C–C single bond
 
     chain = [
-        g for g in groups if g and not (len(g) == 1 and mol.GetAtomWithIdx(next(iter(g))).IsInRing())
+        g
+        for g in groups
+        if g and not (len(g) == 1 and mol.GetAtomWithIdx(next(iter(g))).IsInRing())
     ]
     return chain + _merged_rings(mol)
 
@@ -160,7 +162,9 @@ def group_vector(mol: Any, group: set[int]) -> np.ndarray:
         _one_hot(vec, field_name, count)
     vec[_HALOGEN_DIM] = float(halogen)
     vec[_UNK_DIM] = float(unknown)
-    for field_name, count in zip(("SINGLE", "DOUBLE", "TRIPLE", "AROMATIC"), bond_counts, strict=True):
+    for field_name, count in zip(
+        ("SINGLE", "DOUBLE", "TRIPLE", "AROMATIC"), bond_counts, strict=True
+    ):
         _one_hot(vec, field_name, count)
     vec[_RING_DIM] = float(in_ring)
     return vec

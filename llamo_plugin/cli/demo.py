@@ -19,10 +19,16 @@ DEFAULT_INSTRUCTION = "Could you give me a brief overview of this molecule?"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("table", nargs="?", type=Path, default=DEFAULT_TABLE,
-                        help="CSV file with a SMILES column (default: the example table)")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="model directory (default: the embedded model)")
+    parser.add_argument(
+        "table",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_TABLE,
+        help="CSV file with a SMILES column (default: the example table)",
+    )
+    parser.add_argument(
+        "--model", type=Path, default=None, help="model directory (default: the embedded model)"
+    )
     parser.add_argument("--smiles-column", default="smiles")
     parser.add_argument("--instruction", default=DEFAULT_INSTRUCTION)
     parser.add_argument("--max-new-tokens", type=int, default=48)
@@ -40,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
     with open(args.table, newline="") as fh:
         rows = list(csv.DictReader(fh))
     if rows and args.smiles_column not in rows[0]:
-        logger.error("column %r not in %s (columns: %s)", args.smiles_column, args.table,
-                     list(rows[0]))
+        logger.error(
+            "column %r not in %s (columns: %s)", args.smiles_column, args.table, list(rows[0])
+        )
         return 2
     rows = rows[: args.limit] if args.limit else rows
     try:
@@ -61,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
         status = answer.status if answer.status != "ok" else answer.generation.stop_reason
         writer.writerow([*row.values(), answer.text or "", status])
     n_bad = sum(a.status != "ok" for a in answers)
-    logger.info("model %s (%s): %d rows, %d invalid", model.config.name,
-                (model.checksum or "unsaved")[:12], len(rows), n_bad)
+    logger.info(
+        "model %s (%s): %d rows, %d invalid",
+        model.config.name,
+        (model.checksum or "unsaved")[:12],
+        len(rows),
+        n_bad,
+    )
     return 0

@@ -14,7 +14,10 @@ from collections.abc import Sequence
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("llamo_plugin.cli.demo", "describe the molecules of a small table (CSV) and print them"),
+    "demo": (
+        "llamo_plugin.cli.demo",
+        "describe the molecules of a small table (CSV) and print them",
+    ),
     "info": ("llamo_plugin.cli.info", "show a model directory's config and checksum"),
     "convert-checkpoint": (
         "llamo_plugin.cli.convert",

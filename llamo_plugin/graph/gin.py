@@ -60,7 +60,10 @@ class GINLayer(nn.Module):
         self, h: torch.Tensor, edge_index: torch.Tensor, bond_features: torch.Tensor
     ) -> torch.Tensor:
         messages = torch.relu(h.index_select(0, edge_index[0]) + self.bond_encoder(bond_features))
-        aggregated = torch.zeros_like(h).index_add(0, edge_index[1], messages)
+        # Under bf16 autocast h may be bf16 while the messages are fp32: sum in their dtype.
+        aggregated = h.new_zeros(h.shape, dtype=messages.dtype).index_add(
+            0, edge_index[1], messages
+        )
         return self.mlp((1 + self.eps) * h + aggregated)
 
 

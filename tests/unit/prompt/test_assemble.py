@@ -50,8 +50,12 @@ def test_worked_example_prompt_ids(llama2_tokenizer) -> None:
 
 def test_worked_example_answer_ids(llama2_tokenizer) -> None:
     enc = encode_conversation(
-        llama2_tokenizer, _aspirin_text(), INSTRUCTION, config=PromptConfig(),
-        num_graph_tokens=28, answer="The molecule is a member of benzoic acids.",
+        llama2_tokenizer,
+        _aspirin_text(),
+        INSTRUCTION,
+        config=PromptConfig(),
+        num_graph_tokens=28,
+        answer="The molecule is a member of benzoic acids.",
     )
     assert enc.input_ids == ASPIRIN_PROMPT_IDS + ANSWER_IDS
     assert enc.labels == [IGNORE_INDEX] * 94 + ANSWER_IDS
@@ -86,6 +90,7 @@ def test_multi_turn_labels_only_assistant(llama2_tokenizer) -> None:
         llama2_tokenizer, "CCO", turns, config=PromptConfig(), num_graph_tokens=28, answer="Yes."
     )
     labelled = [i for i, lab in zip(enc.input_ids, enc.labels, strict=True) if lab != IGNORE_INDEX]
+
     def encode(text: str) -> list[int]:
         return llama2_tokenizer.encode(text, add_special_tokens=False)
 
@@ -102,12 +107,14 @@ def test_instruction_with_placeholder_keeps_its_position() -> None:
     assert molecule_user_text("CCO", "Describe it") == "CCO<graph> Describe it"
 
 
-@pytest.mark.parametrize("bad", [[Turn("assistant", "x")], [], [Turn("user", "a"),
-                                                                   Turn("user", "b")]])
+@pytest.mark.parametrize(
+    "bad", [[Turn("assistant", "x")], [], [Turn("user", "a"), Turn("user", "b")]]
+)
 def test_malformed_conversations_rejected(tiny_model, bad) -> None:
     with pytest.raises(ValueError):
-        encode_conversation(tiny_model.tokenizer, "C", bad, config=PromptConfig(),
-                            num_graph_tokens=28)
+        encode_conversation(
+            tiny_model.tokenizer, "C", bad, config=PromptConfig(), num_graph_tokens=28
+        )
 
 
 def test_left_and_right_padding() -> None:
@@ -124,8 +131,10 @@ def test_left_and_right_padding() -> None:
 
 
 def test_splice_writes_tokens_in_order() -> None:
-    prompts = [EncodedPrompt([1, GRAPH_SLOT, GRAPH_SLOT, 7], [IGNORE_INDEX] * 4),
-               EncodedPrompt([GRAPH_SLOT, GRAPH_SLOT], [IGNORE_INDEX] * 2)]
+    prompts = [
+        EncodedPrompt([1, GRAPH_SLOT, GRAPH_SLOT, 7], [IGNORE_INDEX] * 4),
+        EncodedPrompt([GRAPH_SLOT, GRAPH_SLOT], [IGNORE_INDEX] * 2),
+    ]
     batch = collate_prompts(prompts, pad_id=0)
     embeds = torch.zeros(2, 4, 3)
     graph = torch.arange(12, dtype=torch.float32).view(2, 2, 3) + 1
