@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     writer.writerow(columns)
     for row, answer in zip(rows, answers, strict=True):
         status = answer.status if answer.status != "ok" else answer.generation.stop_reason
-        writer.writerow([*row.values(), answer.text or "", status])
+        writer.writerow([*row.values(), " ".join((answer.text or "").split()), status])
     n_bad = sum(a.status != "ok" for a in answers)
     logger.info(
         "model %s (%s): %d rows, %d invalid",
