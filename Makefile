@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint demo clean
+.PHONY: venv test lint demo clean wordnet
 
 $(STAMP): requirements/cpu.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ venv: $(STAMP)
 lint: venv
 	$(BIN)/ruff check .
 
-test: venv lint
+# WordNet 3.0 for METEOR (Debian packages, copied into an NLTK data folder; no downloads).
+wordnet: venv
+	$(BIN)/python -m llamo_plugin.eval.wordnet_setup
+
+test: venv lint wordnet
 	$(BIN)/pytest -q
 
 demo: venv

@@ -19,10 +19,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "describe the molecules of a small table (CSV) and print them",
     ),
     "info": ("llamo_plugin.cli.info", "show a model directory's config and checksum"),
+    "train": ("llamo_plugin.cli.train", "train (or resume) a small LLaMo from a config"),
     "convert-checkpoint": (
         "llamo_plugin.cli.convert",
         "convert the official LLaMo Lightning .ckpt to our model format",
     ),
+    "evaluate": ("llamo_plugin.cli.evaluate", "benchmark a model on a task's test sets"),
+    "build-data": ("llamo_plugin.cli.build_data", "build the instruction-tuning data files"),
 }
 
 

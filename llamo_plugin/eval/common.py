@@ -1,0 +1,108 @@
+"""Shared evaluation plumbing: data paths, SMILES join keys, running a model, writing results.
+
+Every task writes ``<out>/<task>.json`` (metrics) and ``<out>/<task>_predictions.tsv``: a
+tab-separated file whose first columns are ``smiles``, ``reference``, ``prediction``,
+``status`` (task-specific columns follow). Fields are written without quoting; tabs and line
+breaks inside a field become spaces, so the file reads back with
+``csv.DictReader(f, delimiter="\\t", quoting=csv.QUOTE_NONE)`` exactly like ChEBI-20.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: ``../shared/data`` relative to the repository root (users pass ``--data-dir`` instead).
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+PREDICTION_COLUMNS = ("smiles", "reference", "prediction", "status")
+
+
+def smiles_key(smiles: str) -> str:
+    """Join key for SMILES: stripped, doubled backslashes (ChEBI-20 ``test.txt``) undoubled."""
+    return smiles.strip().replace("\\\\", "\\")
+
+
+def clean_field(value: Any) -> str:
+    """A TSV-safe field: ``None`` -> ``""``, tabs and line breaks -> spaces."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    return text.replace("\r\n", " ").replace("\t", " ").replace("\n", " ").replace("\r", " ")
+
+
+def read_tsv(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a tab-separated file with a header, no quote processing."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+def write_results(out_dir: str | Path, task: str, metrics: dict[str, Any],
+                  rows: Sequence[dict[str, Any]], extra_columns: Sequence[str] = ()
+                  ) -> tuple[Path, Path]:
+    """Write ``<task>.json`` and ``<task>_predictions.tsv`` into ``out_dir``; return both."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / f"{task}.json"
+    tsv_path = out / f"{task}_predictions.tsv"
+    json_path.write_text(json.dumps(metrics, indent=2, sort_keys=False) + "\n")
+    columns = [*PREDICTION_COLUMNS, *extra_columns]
+    with open(tsv_path, "w", encoding="utf-8", newline="") as fh:
+        fh.write("\t".join(columns) + "\n")
+        for row in rows:
+            fh.write("\t".join(clean_field(row.get(c)) for c in columns) + "\n")
+    logger.info("wrote %s and %s (%d rows)", json_path, tsv_path, len(rows))
+    return json_path, tsv_path
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """One generated answer: text (``""`` when there is none) and how generation ended."""
+
+    text: str
+    stop: str  # "eos", "length" or "invalid_smiles"
+
+
+def run_model(
+    model: Any,
+    smiles: Sequence[Any],
+    instructions: Sequence[Any],
+    *,
+    max_new_tokens: int,
+    batch_size: int = 16,
+    log_every: int = 256,
+) -> list[ModelOutput]:
+    """Greedy answers of ``model`` for every (SMILES, instruction) pair, in order.
+
+    Invalid SMILES give ``ModelOutput("", "invalid_smiles")``; nothing is dropped.
+    """
+    from llamo_plugin.config import DecodeConfig
+
+    if len(smiles) != len(instructions):
+        raise ValueError("one instruction per SMILES is needed")
+    decode = DecodeConfig(max_new_tokens=max_new_tokens)
+    outputs: list[ModelOutput] = []
+    step = max(log_every, batch_size)
+    for start in range(0, len(smiles), step):
+        answers = model.answer(list(smiles[start:start + step]),
+                               instructions=list(instructions[start:start + step]),
+                               decode=decode, batch_size=batch_size)
+        for a in answers:
+            if a.status != "ok":
+                outputs.append(ModelOutput("", "invalid_smiles"))
+            else:
+                stop = a.generation.stop_reason if a.generation is not None else "eos"
+                outputs.append(ModelOutput(a.text or "", stop))
+        logger.info("generated %d/%d", len(outputs), len(smiles))
+    return outputs
+
+
+def model_identity(model: Any) -> dict[str, Any]:
+    """Name and checksum of a model for the metrics JSON."""
+    return {"name": getattr(model.config, "name", "?"), "checksum": model.checksum}

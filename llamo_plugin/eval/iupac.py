@@ -1,0 +1,147 @@
+"""IUPAC task: predicted names checked by an OPSIN round trip and by exact string match.
+
+Sets (``--data-dir`` relative paths, see each folder's SOURCE.md):
+
+- ``chebi20-test``: the 3,300 ChEBI-20 test molecules; reference names (for string match only)
+  are the openclatura names of ``chebi-20-iupac-openclatura`` rows with ``split == test`` whose
+  own OPSIN round trip was ``exact`` (rule-based IUPAC-2013 names, not PubChem's).
+- ``pubchem-cid1-1000``: PubChem CIDs 1-1000 with PubChem (Lexichem) names.
+- ``chemllmbench``: the 100 ``label == test`` rows of ChemLLMBench name prediction (PubChem).
+- ``stout``: STOUT's 50 example pairs.
+
+Scores per set: the share of predicted names that OPSIN parses back to exactly the input
+structure (``roundtrip_exact``, statuses of :func:`llamo_plugin.chem.opsin.roundtrip_status`),
+the share that give the right constitution with stereo differences
+(``roundtrip_constitution`` = exact + stereo_differs), and ``string_match``: predicted name
+identical to the reference (surrounding whitespace ignored, case kept: R/S, E/Z and D/L
+descriptors are case-sensitive) over the rows that have a reference.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llamo_plugin.eval.common import ModelOutput, read_tsv
+
+logger = logging.getLogger(__name__)
+
+SETS = ("chebi20-test", "pubchem-cid1-1000", "chemllmbench", "stout")
+
+
+@dataclass(frozen=True)
+class NameRow:
+    """A molecule of an IUPAC evaluation set and its reference name (if any)."""
+
+    set: str
+    id: str
+    smiles: str
+    reference: str | None
+
+
+def _chebi20_test(data_dir: Path) -> list[NameRow]:
+    names = {
+        r["CID"]: r["iupac_name"]
+        for r in read_tsv(data_dir / "chebi-20-iupac-openclatura" / "chebi20_iupac_openclatura.tsv")
+        if r["split"] == "test" and r["opsin_roundtrip"] == "exact"
+    }
+    return [NameRow("chebi20-test", r["CID"], r["SMILES"], names.get(r["CID"]))
+            for r in read_tsv(data_dir / "chebi-20" / "test.txt")]
+
+
+def _pubchem(data_dir: Path) -> list[NameRow]:
+    with open(data_dir / "pubchem-iupac-cid1-1000" / "data.csv", newline="",
+              encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter=";"))
+    return [NameRow("pubchem-cid1-1000", r["cid"], r["SMILES"], r["IUPAC Name"]) for r in rows]
+
+
+def _chemllmbench(data_dir: Path) -> list[NameRow]:
+    with open(data_dir / "chemllmbench-name-prediction" / "llm_test.csv", newline="",
+              encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [NameRow("chemllmbench", r["CID"], r["smiles"], r["iupac"])
+            for r in rows if r["label"] == "test"]
+
+
+def _stout(data_dir: Path) -> list[NameRow]:
+    folder = data_dir / "stout-test"
+    smiles = (folder / "SMILES_test.txt").read_text(encoding="utf-8").splitlines()
+    names = (folder / "IUPAC_names_test.txt").read_text(encoding="utf-8").splitlines()
+    if len(smiles) != len(names):
+        raise ValueError(f"{folder}: {len(smiles)} SMILES but {len(names)} names")
+    return [NameRow("stout", str(i), s.strip(), n.strip())
+            for i, (s, n) in enumerate(zip(smiles, names, strict=True)) if s.strip()]
+
+
+_LOADERS = {"chebi20-test": _chebi20_test, "pubchem-cid1-1000": _pubchem,
+            "chemllmbench": _chemllmbench, "stout": _stout}
+
+
+def load_sets(data_dir: str | Path, sets: Sequence[str] = SETS, *, limit: int | None = None
+              ) -> list[NameRow]:
+    """Rows of the chosen sets (first ``limit`` rows of each)."""
+    out: list[NameRow] = []
+    for name in sets:
+        if name not in _LOADERS:
+            raise ValueError(f"unknown IUPAC set {name!r} (known: {', '.join(SETS)})")
+        rows = _LOADERS[name](Path(data_dir))
+        out.extend(rows[:limit] if limit else rows)
+    return out
+
+
+def string_match(prediction: str | None, reference: str | None) -> bool | None:
+    """Exact name match (whitespace at the ends ignored); ``None`` without a reference."""
+    if reference is None or not reference.strip():
+        return None
+    return (prediction or "").strip() == reference.strip()
+
+
+def _set_metrics(statuses: Sequence[str], matches: Sequence[bool | None]) -> dict[str, Any]:
+    n = len(statuses)
+    counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
+    judged = [m for m in matches if m is not None]
+    exact = counts.get("exact", 0)
+    return {
+        "n": n,
+        "roundtrip_exact": exact / n if n else None,
+        "roundtrip_constitution": (exact + counts.get("stereo_differs", 0)) / n if n else None,
+        "statuses": dict(sorted(counts.items())),
+        "n_with_reference": len(judged),
+        "string_match": sum(judged) / len(judged) if judged else None,
+    }
+
+
+def score_names(rows: Sequence[NameRow], outputs: Sequence[ModelOutput]
+                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Round-trip and string-match metrics per set (and pooled), plus the per-row table."""
+    from llamo_plugin.chem.opsin import roundtrip_status
+
+    names = [o.text for o in outputs]
+    statuses = roundtrip_status(names, [r.smiles for r in rows])
+    statuses = ["invalid_smiles" if o.stop == "invalid_smiles" else s
+                for o, s in zip(outputs, statuses, strict=True)]
+    matches = [string_match(o.text, r.reference) for o, r in zip(outputs, rows, strict=True)]
+    per_set: dict[str, Any] = {}
+    for name in dict.fromkeys(r.set for r in rows):
+        idx = [i for i, r in enumerate(rows) if r.set == name]
+        per_set[name] = _set_metrics([statuses[i] for i in idx], [matches[i] for i in idx])
+    table = [{"smiles": r.smiles, "reference": r.reference or "", "prediction": o.text,
+              "status": s, "set": r.set, "id": r.id,
+              "string_match": "" if m is None else str(int(m)), "stop": o.stop}
+             for r, o, s, m in zip(rows, outputs, statuses, matches, strict=True)]
+    return {"sets": per_set, "all": _set_metrics(statuses, matches)}, table
+
+
+def model_names(model: Any, rows: Sequence[NameRow], *, batch_size: int,
+                max_new_tokens: int | None = None) -> list[ModelOutput]:
+    """Ask the model for the IUPAC name of every row (default instruction)."""
+    from llamo_plugin.eval.common import run_model
+    from llamo_plugin.tasks import IUPAC
+
+    return run_model(model, [r.smiles for r in rows], [IUPAC.default_instruction] * len(rows),
+                     max_new_tokens=max_new_tokens or IUPAC.max_new_tokens, batch_size=batch_size)

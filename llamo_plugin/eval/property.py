@@ -1,0 +1,174 @@
+"""Property task: HOMO / LUMO / gap in Hartree on the held-out QM9 split, scored by MAE.
+
+The answer's first number (regex ``-?\\d+(\\.\\d+)?``) is the prediction. An answer without a
+number (or an invalid SMILES) is **unparseable**: it is counted (``n_unparseable``) and enters
+``mae_failures_as_mean``, where it is scored as the constant prediction "mean of the test
+references" (i.e. no better than knowing nothing about the molecule). ``mae`` is over the parsed
+answers only; both are always reported together with the counts, so nothing is silently
+dropped.
+
+The test split file (``llamo_plugin/resources/splits/qm9_property_test.csv``) is read by column
+name (case-insensitive): a SMILES column (``smiles``) and, per target, one of ``homo``,
+``homo_au``, ``homo_hartree`` (``lumo``..., ``gap``, ``homo_lumo_gap_au``...). A file with only
+QM9 ``Index`` values is joined to ``qm9/qm9_scalar_properties.csv`` for the targets.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+NUMBER = re.compile(r"-?\d+(\.\d+)?")
+TARGETS = ("homo", "lumo", "gap")
+DEFAULT_SPLIT = (Path(__file__).resolve().parents[1] / "resources" / "splits"
+                 / "qm9_property_test.csv")
+QM9_FILE = Path("qm9") / "qm9_scalar_properties.csv"
+_COLUMN_NAMES: dict[str, tuple[str, ...]] = {
+    "homo": ("homo", "homo_au", "homo_hartree", "homo_ha"),
+    "lumo": ("lumo", "lumo_au", "lumo_hartree", "lumo_ha"),
+    "gap": ("gap", "homo_lumo_gap_au", "gap_au", "gap_hartree", "gap_ha", "homo_lumo_gap"),
+}
+
+
+@dataclass(frozen=True)
+class PropertyRow:
+    """A test molecule and its reference values in Hartree."""
+
+    smiles: str
+    values: dict[str, float]
+
+
+def parse_number(text: str | None) -> float | None:
+    """The first number in ``text`` (``None`` if there is none)."""
+    if not text:
+        return None
+    match = NUMBER.search(text)
+    return float(match.group(0)) if match else None
+
+
+def _find(columns: Sequence[str], names: Sequence[str]) -> str | None:
+    lower = {c.lower(): c for c in columns}
+    return next((lower[n] for n in names if n in lower), None)
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
+def load_property_split(path: str | Path, *, qm9_path: str | Path | None = None,
+                        limit: int | None = None) -> list[PropertyRow]:
+    """Test molecules with HOMO/LUMO/gap (Hartree) from the split file (see module doc)."""
+    columns, rows = _read_csv(Path(path))
+    targets = {t: _find(columns, names) for t, names in _COLUMN_NAMES.items()}
+    s_col = _find(columns, ("smiles",))
+    if all(targets.values()) and s_col:
+        out = [PropertyRow(r[s_col], {t: float(r[c]) for t, c in targets.items() if c})
+               for r in rows]
+        return out[:limit] if limit else out
+    i_col = _find(columns, ("index", "qm9_index", "gdb9_index"))
+    if i_col is None or qm9_path is None:
+        raise ValueError(f"{path}: need smiles + homo/lumo/gap columns or a QM9 index column "
+                         f"(and the QM9 table); columns are {columns}")
+    wanted = [r[i_col] for r in rows]
+    qcols, qrows = _read_csv(Path(qm9_path))
+    qtargets = {t: _find(qcols, names) for t, names in _COLUMN_NAMES.items()}
+    q_index = _find(qcols, ("index",))
+    q_smiles = _find(qcols, ("smiles",))
+    if q_index is None or q_smiles is None or not all(qtargets.values()):
+        raise ValueError(f"{qm9_path}: unexpected columns {qcols}")
+    by_index = {r[q_index]: r for r in qrows}
+    missing = [i for i in wanted if i not in by_index]
+    if missing:
+        raise ValueError(f"{len(missing)} split indices not in {qm9_path} (e.g. {missing[0]})")
+    out = [PropertyRow(by_index[i][q_smiles],
+                       {t: float(by_index[i][c]) for t, c in qtargets.items() if c})
+           for i in wanted]
+    return out[:limit] if limit else out
+
+
+def property_metrics(references: Sequence[float], predictions: Sequence[float | None]
+                     ) -> dict[str, Any]:
+    """MAE over parsed predictions, the failure count, and the failures-as-mean MAE."""
+    if len(references) != len(predictions):
+        raise ValueError("one prediction per reference is needed")
+    n = len(references)
+    parsed = [(r, p) for r, p in zip(references, predictions, strict=True)
+              if p is not None and math.isfinite(p)]
+    mean_ref = sum(references) / n if n else math.nan
+    errors = [abs(p - r) for r, p in parsed]
+    penalised = [abs(p - r) if p is not None and math.isfinite(p) else abs(mean_ref - r)
+                 for r, p in zip(references, predictions, strict=True)]
+    return {
+        "n": n,
+        "n_parsed": len(parsed),
+        "n_unparseable": n - len(parsed),
+        "valid_rate": len(parsed) / n if n else None,
+        "mae": sum(errors) / len(errors) if errors else None,
+        "mae_failures_as_mean": sum(penalised) / n if n else None,
+        "mae_mean_baseline": sum(abs(mean_ref - r) for r in references) / n if n else None,
+    }
+
+
+def score_answers(rows: Sequence[PropertyRow], answers: dict[str, Sequence[Any]]
+                  ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Metrics per target and averaged, and the per-(molecule, target) table.
+
+    ``answers[target][i]`` is a :class:`~llamo_plugin.eval.common.ModelOutput` for row ``i``.
+    """
+    from llamo_plugin.tasks import format_property_value
+
+    per_target: dict[str, Any] = {}
+    table: list[dict[str, Any]] = []
+    for target in TARGETS:
+        if target not in answers:
+            continue
+        refs = [r.values[target] for r in rows]
+        preds: list[float | None] = []
+        for row, out in zip(rows, answers[target], strict=True):
+            value = parse_number(out.text) if out.stop != "invalid_smiles" else None
+            preds.append(value)
+            status = ("invalid_smiles" if out.stop == "invalid_smiles"
+                      else "ok" if value is not None else "unparseable")
+            table.append({"smiles": row.smiles,
+                          "reference": format_property_value(row.values[target]),
+                          "prediction": out.text, "status": status, "target": target,
+                          "parsed": "" if value is None else repr(value), "stop": out.stop})
+        per_target[target] = property_metrics(refs, preds)
+    maes = [m["mae"] for m in per_target.values() if m["mae"] is not None]
+    pen = [m["mae_failures_as_mean"] for m in per_target.values()]
+    metrics = {
+        "unit": "Hartree",
+        "targets": per_target,
+        "mae_mean": sum(maes) / len(maes) if len(maes) == len(per_target) and maes else None,
+        "mae_failures_as_mean_mean": sum(pen) / len(pen) if pen else None,
+        "n_unparseable": sum(m["n_unparseable"] for m in per_target.values()),
+        "n_answers": sum(m["n"] for m in per_target.values()),
+    }
+    return metrics, table
+
+
+def model_answers(model: Any, rows: Sequence[PropertyRow], *, batch_size: int,
+                  max_new_tokens: int | None = None) -> dict[str, list[Any]]:
+    """Ask the model each target's default instruction for every molecule."""
+    from llamo_plugin.eval.common import run_model
+    from llamo_plugin.tasks import PROPERTIES, Property
+
+    out: dict[str, list[Any]] = {}
+    for target in TARGETS:
+        spec = PROPERTIES[Property(target)]
+        out[target] = run_model(model, [r.smiles for r in rows],
+                                [spec.default_instruction] * len(rows),
+                                max_new_tokens=max_new_tokens or spec.max_new_tokens,
+                                batch_size=batch_size)
+    return out
