@@ -21,12 +21,14 @@ Part = Literal["graph", "projector", "lm"]
 class DataSource(FrozenConfig):
     """One JSONL file of instruction records and its sampling weight in a stage's mix.
 
-    ``weight`` is relative; ``max_records`` caps how many records of the file are used.
+    ``weight`` is relative; ``max_records`` caps how many records of the file are used; only
+    records whose ``split`` field equals ``split`` are read (held-out slices stay held out).
     """
 
     path: str
     weight: float = 1.0
     max_records: int = 0
+    split: str = "train"
 
     def __post_init__(self) -> None:
         if self.weight <= 0:
