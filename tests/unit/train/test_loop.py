@@ -23,34 +23,69 @@ def _write_data(root: Path) -> None:
     with open(root / "toy.jsonl", "w") as fh:
         for i in range(120):
             s = rng.choice(SMILES)
-            rec = {"task": "qa", "smiles": s, "instruction": "How many heavy atoms?",
-                   "answer": str(len([c for c in s if c.isalpha()])),
-                   "split": "val" if i < 10 else "train", "source": "toy", "qtype": "atoms"}
+            rec = {
+                "task": "qa",
+                "smiles": s,
+                "instruction": "How many heavy atoms?",
+                "answer": str(len([c for c in s if c.isalpha()])),
+                "split": "val" if i < 10 else "train",
+                "source": "toy",
+                "qtype": "atoms",
+            }
             fh.write(json.dumps(rec) + "\n")
 
 
 def _config(stages: list[dict]) -> TrainConfig:
-    return TrainConfig.from_dict({
-        "name": "toy",
-        "seed": 1,
-        "lm": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-               "num_attention_heads": 2, "num_key_value_heads": 2,
-               "max_position_embeddings": 256, "tie_word_embeddings": True},
-        "model": {"graph": {"num_layers": 2, "hidden_size": 32},
-                  "projector": {"input_size": 32, "num_levels": 3, "num_heads": 2,
-                                "mlp_depth": 2, "output_size": 32}},
-        "tokenizer": {"vocab_size": 120},
-        "stages": stages,
-        "log_every_steps": 5,
-        "num_threads": 1,
-    })
+    return TrainConfig.from_dict(
+        {
+            "name": "toy",
+            "seed": 1,
+            "lm": {
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "num_key_value_heads": 2,
+                "max_position_embeddings": 256,
+                "tie_word_embeddings": True,
+            },
+            "model": {
+                "graph": {"num_layers": 2, "hidden_size": 32},
+                "projector": {
+                    "input_size": 32,
+                    "num_levels": 3,
+                    "num_heads": 2,
+                    "mlp_depth": 2,
+                    "output_size": 32,
+                },
+            },
+            "tokenizer": {"vocab_size": 120},
+            "stages": stages,
+            "log_every_steps": 5,
+            "num_threads": 1,
+        }
+    )
 
 
-STAGE1 = {"name": "align", "data": [{"path": "toy.jsonl"}], "max_steps": 12,
-          "warmup_steps": 2, "lr": 3e-3, "min_lr": 1e-3, "tokens_per_batch": 2048}
-STAGE2 = {"name": "tune", "data": [{"path": "toy.jsonl"}], "trainable": ["projector", "lm"],
-          "max_steps": 6, "warmup_steps": 2, "lr": 1e-3, "min_lr": 1e-4,
-          "tokens_per_batch": 2048}
+STAGE1 = {
+    "name": "align",
+    "data": [{"path": "toy.jsonl"}],
+    "max_steps": 12,
+    "warmup_steps": 2,
+    "lr": 3e-3,
+    "min_lr": 1e-3,
+    "tokens_per_batch": 2048,
+}
+STAGE2 = {
+    "name": "tune",
+    "data": [{"path": "toy.jsonl"}],
+    "trainable": ["projector", "lm"],
+    "max_steps": 6,
+    "warmup_steps": 2,
+    "lr": 1e-3,
+    "min_lr": 1e-4,
+    "tokens_per_batch": 2048,
+}
 
 
 def test_val_split_is_not_trained_on(tmp_path) -> None:
