@@ -77,16 +77,23 @@ def run_model(
     max_new_tokens: int,
     batch_size: int = 16,
     log_every: int = 256,
+    free_text: bool = False,
 ) -> list[ModelOutput]:
     """Greedy answers of ``model`` for every (SMILES, instruction) pair, in order.
 
-    Invalid SMILES give ``ModelOutput("", "invalid_smiles")``; nothing is dropped.
+    With ``free_text`` (descriptions) the model's own decode settings apply (its repetition
+    control); otherwise plain greedy decoding (numbers and names must not be penalised for
+    repeating characters). Invalid SMILES give ``ModelOutput("", "invalid_smiles")``; nothing
+    is dropped.
     """
     from llamo_plugin.config import DecodeConfig
 
     if len(smiles) != len(instructions):
         raise ValueError("one instruction per SMILES is needed")
-    decode = DecodeConfig(max_new_tokens=max_new_tokens)
+    if free_text:
+        decode = model.config.decode.replace(max_new_tokens=max_new_tokens)
+    else:
+        decode = DecodeConfig(max_new_tokens=max_new_tokens)
     outputs: list[ModelOutput] = []
     step = max(log_every, batch_size)
     for start in range(0, len(smiles), step):

@@ -120,4 +120,4 @@ def model_predictions(model: Any, rows: Sequence[CaptionRow], *, batch_size: int
     text = instruction or DESCRIPTION.default_instruction
     return run_model(model, [r.smiles for r in rows], [text] * len(rows),
                      max_new_tokens=max_new_tokens or DESCRIPTION.max_new_tokens,
-                     batch_size=batch_size)
+                     batch_size=batch_size, free_text=True)
