@@ -33,7 +33,6 @@ from llamo_plugin.tasks import DESCRIPTION, Task
 from llamo_plugin.train.context import BuildContext, make_context, pick
 from llamo_plugin.train.groups import count_matches, has_match
 from llamo_plugin.train.records import BuildStats, InstructionRecord, write_jsonl
-from llamo_plugin.train.sources import CHEBI_VAL, QM9, read_chebi
 from llamo_plugin.train.splits import PoolMolecule
 
 logger = logging.getLogger(__name__)
@@ -600,17 +599,10 @@ def build(
     stats = BuildStats(task="facts")
     stats.extra["names_available"] = len(names)
     chem = _rdkit()
-    chebi = read_chebi(ctx.data_dir, "validation")
-    seen: set[str] = set()
 
     def training() -> Iterable[PoolMolecule]:
-        yield from ctx.iter_training(
-            [(str(r.index), r.smiles) for r in ctx.qm9], source=QM9, seed=seed, salt="facts",
-            skipped=stats.skipped, max_molecules=max_molecules, seen=seen,
-        )
-        yield from ctx.iter_training(
-            [(r.cid, r.smiles) for r in chebi], source=CHEBI_VAL, seed=seed, salt="facts",
-            skipped=stats.skipped, max_molecules=max_molecules, seen=seen,
+        return ctx.iter_qm9_and_chebi(
+            seed=seed, salt="facts", skipped=stats.skipped, max_molecules=max_molecules
         )
 
     def records(molecules: Iterable[PoolMolecule], split: str) -> Iterable[InstructionRecord]:

@@ -39,7 +39,6 @@ from llamo_plugin.tasks import Task
 from llamo_plugin.train.context import BuildContext, make_context, pick
 from llamo_plugin.train.groups import FUNCTIONAL_GROUPS, groups_present, has_match
 from llamo_plugin.train.records import BuildStats, InstructionRecord, read_jsonl, write_jsonl
-from llamo_plugin.train.sources import CHEBI_VAL, QM9, read_chebi
 from llamo_plugin.train.splits import FIXED_SPLIT_SEED, QA_TEST_FILE, PoolMolecule
 
 logger = logging.getLogger(__name__)
@@ -327,17 +326,10 @@ def build(
             stats.records[split] += len(recs)
             yield from recs
 
-    seen: set[str] = set()
-    chebi = read_chebi(ctx.data_dir, "validation")
 
     def training() -> Iterable[PoolMolecule]:
-        yield from ctx.iter_training(
-            [(str(r.index), r.smiles) for r in ctx.qm9], source=QM9, seed=seed, salt="qa",
-            skipped=stats.skipped, max_molecules=max_molecules, seen=seen,
-        )
-        yield from ctx.iter_training(
-            [(r.cid, r.smiles) for r in chebi], source=CHEBI_VAL, seed=seed, salt="qa",
-            skipped=stats.skipped, max_molecules=max_molecules, seen=seen,
+        return ctx.iter_qm9_and_chebi(
+            seed=seed, salt="qa", skipped=stats.skipped, max_molecules=max_molecules
         )
 
     path = out_dir / "qa_train.jsonl"

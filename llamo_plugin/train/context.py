@@ -115,6 +115,29 @@ class BuildContext:
             n += 1
             yield PoolMolecule.of(source, ident, identity)
 
+    def iter_qm9_and_chebi(
+        self,
+        *,
+        seed: int,
+        salt: str,
+        skipped: Counter[str],
+        max_molecules: int | None = None,
+    ) -> Iterator[PoolMolecule]:
+        """The shared training pool: QM9 molecules, then ChEBI-20 validation molecules, each in
+        seeded order, de-duplicated across both (see :meth:`iter_training`)."""
+        from llamo_plugin.train.sources import CHEBI_VAL, QM9, read_chebi
+
+        seen: set[str] = set()
+        yield from self.iter_training(
+            [(str(r.index), r.smiles) for r in self.qm9], source=QM9, seed=seed, salt=salt,
+            skipped=skipped, max_molecules=max_molecules, seen=seen,
+        )
+        chebi = read_chebi(self.data_dir, "validation")
+        yield from self.iter_training(
+            [(r.cid, r.smiles) for r in chebi], source=CHEBI_VAL, seed=seed, salt=salt,
+            skipped=skipped, max_molecules=max_molecules, seen=seen,
+        )
+
 
 def make_context(
     data_dir: Path | None = None,
