@@ -45,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="open data sets folder (default: ../shared/data beside the repo)")
     parser.add_argument("--baseline", choices=BASELINES, default=None,
                         help="description: score the nearest-neighbour caption baseline")
+    parser.add_argument("--references", type=Path, default=None,
+                        help="description: score against these instruction records (JSONL: "
+                        "smiles, answer), e.g. data/build/description_val.jsonl, instead of "
+                        "the ChEBI-20 test split")
     parser.add_argument("--predictions", type=Path, default=None,
                         help="description: rescore a prediction file (SMILES + output columns)")
     parser.add_argument("--reference-table", type=Path, default=None,
@@ -87,10 +91,14 @@ def _description(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[st
     from llamo_plugin.eval.retrieval import NearestNeighbours
     from llamo_plugin.eval.wordnet_setup import load_wordnet
 
-    test_path = _need(args.data_dir / d.TEST_FILE, "ChEBI-20 test file")
     vocab = _need(args.vocab or args.data_dir / d.VOCAB_FILE, "SciBERT vocabulary")
     load_wordnet(args.nltk_data)  # fail before generating, not after
-    rows = d.load_chebi20(test_path, args.limit)
+    if args.references is not None:  # e.g. the held-out validation slice, for model selection
+        test_path = _need(args.references, "reference records")
+        rows = d.load_record_rows(test_path, args.limit)
+    else:
+        test_path = _need(args.data_dir / d.TEST_FILE, "ChEBI-20 test file")
+        rows = d.load_chebi20(test_path, args.limit)
     nn = NearestNeighbours.from_table(args.reference_table)
     neighbours = d.nearest_neighbour_predictions(rows, nn)
     meta: dict[str, Any]

@@ -39,6 +39,20 @@ def load_chebi20(path: str | Path, limit: int | None = None) -> list[CaptionRow]
     return rows[:limit] if limit else rows
 
 
+def load_record_rows(path: str | Path, limit: int | None = None) -> list[CaptionRow]:
+    """Rows from instruction records (JSONL with ``smiles`` and ``answer``; e.g. the held-out
+    ``description_val.jsonl`` slice used for model selection)."""
+    import json
+
+    rows: list[CaptionRow] = []
+    with open(path, encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if line.strip():
+                rec = json.loads(line)
+                rows.append(CaptionRow(str(rec.get("cid", i)), rec["smiles"], rec["answer"]))
+    return rows[:limit] if limit else rows
+
+
 def load_prediction_file(path: str | Path) -> dict[str, str]:
     """``{smiles_key: prediction}`` from a MolT5 prediction file or our predictions TSV.
 

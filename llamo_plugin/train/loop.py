@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 #: Template pieces that become single tokens in our tokenizer (shorter prompts, same text).
 TEMPLATE_TOKENS = ("[INST]", "[/INST]", "<<SYS>>", "<</SYS>>", LLAMO_SYSTEM_MESSAGE)
 POOL_SIZE = 512
+#: Held-out records per file used for the stage-end validation loss.
+VAL_RECORDS = 256
 
 
 def _resolve(path: str, data_root: Path) -> Path:
@@ -242,13 +244,48 @@ class Trainer:
                     self._save_checkpoint(optimizer, sampler, batch_rng)
                     last_ckpt = time.time()
 
+    @torch.no_grad()
+    def validate(self, stage: StageConfig) -> dict[str, float]:
+        """Mean answer-token loss on the held-out (``split == "val"``) records of each of the
+        stage's files (at most ``VAL_RECORDS`` each); files without a val split are skipped."""
+        was_training = {m: m.training for m in self.model.modules()}
+        self.model.eval()
+        losses: dict[str, float] = {}
+        for source in stage.data:
+            examples = load_examples(_resolve(source.path, self.data_root), VAL_RECORDS, "val")
+            prepared = [p for p in (self._prepare(e) for e in examples) if p is not None]
+            if not prepared:
+                continue
+            total, count = 0.0, 0
+            for start in range(0, len(prepared), 32):
+                batch = prepared[start : start + 32]
+                n_tokens = sum(sum(1 for lab in p.prompt.labels if lab >= 0) for p in batch)
+                total += float(self.model(batch).loss) * n_tokens
+                count += n_tokens
+            losses[source.path] = total / max(count, 1)
+        for module, flag in was_training.items():
+            module.train(flag)
+        return losses
+
     def _finish_stage(self, index: int, optimizer: Any, sampler: Any, batch_rng: Any) -> None:
+        stage = self.config.stages[index]
         logger.info(
             "stage %s finished: %d steps, %.1f min",
-            self.config.stages[index].name,
+            stage.name,
             self.state["step"],
             self.state["elapsed"] / 60,
         )
+        val = self.validate(stage)
+        for path, loss in val.items():
+            logger.info("stage %s val loss %s: %.4f", stage.name, path, loss)
+        with open(self.out_dir / "metrics.jsonl", "a") as fh:
+            record = {
+                "stage": stage.name,
+                "steps": self.state["step"],
+                "minutes": round(self.state["elapsed"] / 60, 2),
+                "val_loss": val,
+            }
+            fh.write(json.dumps(record) + "\n")
         self.state = {
             "stage": index + 1,
             "step": 0,

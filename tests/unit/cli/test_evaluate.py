@@ -92,6 +92,26 @@ def test_nearest_neighbour_baseline(tmp_path: Path, shared_dir: Path, capsys) ->
     assert [r["prediction"] for r in rows] == [r["nn_caption"] for r in rows]
 
 
+def test_description_on_reference_records(tmp_path: Path, shared_dir: Path, capsys) -> None:
+    """Model selection scores against held-out records, not the test split."""
+    from llamo_plugin.eval.wordnet_setup import is_installed
+
+    if not is_installed():
+        pytest.skip("WordNet is not set up")
+    records = tmp_path / "val.jsonl"
+    records.write_text("".join(
+        json.dumps({"smiles": s, "answer": a}) + "\n"
+        for s, a in [("CCO", "The molecule is ethanol."), ("CC(=O)O", "The molecule is acid.")]
+    ))
+    out = tmp_path / "out"
+    assert main(["evaluate", "--task", "description", "--baseline", "nearest-neighbour",
+                 "--references", str(records), "--data-dir", str(shared_dir / "data"),
+                 "--out", str(out)]) == 0
+    metrics, rows = _outputs(out, "description", capsys)
+    assert metrics["n"] == 2
+    assert [r["reference"] for r in rows] == ["The molecule is ethanol.", "The molecule is acid."]
+
+
 def test_iupac_on_stout(model_dir: Path, tmp_path: Path, shared_dir: Path, capsys) -> None:
     from llamo_plugin.chem.opsin import java_available
 
