@@ -20,8 +20,9 @@ lint: venv
 	$(BIN)/ruff check .
 
 # WordNet 3.0 for METEOR (Debian packages, copied into an NLTK data folder; no downloads).
+# If apt is unavailable the METEOR tests skip with a reason instead of failing the suite.
 wordnet: venv
-	$(BIN)/python -m llamo_plugin.eval.wordnet_setup
+	-$(BIN)/python -m llamo_plugin.eval.wordnet_setup
 
 test: venv lint wordnet
 	$(BIN)/pytest -q
