@@ -11,7 +11,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from llamo_plugin.errors import ConfigError
 
@@ -31,14 +31,13 @@ def _check_type(name: str, value: Any, annotation: Any) -> Any:
             raise ConfigError(f"{name}: {value!r} is not one of {get_args(annotation)}")
         return value
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for arg in get_args(annotation):
             if arg is type(None) and value is None:
                 return None
             try:
                 return _check_type(name, value, arg)
-            except ConfigError as exc:
-                errors.append(str(exc))
+            except ConfigError:
+                continue
         raise ConfigError(f"{name}: {value!r} does not match {annotation}")
     if origin is dict:
         if not isinstance(value, dict):
@@ -69,8 +68,6 @@ def _check_type(name: str, value: Any, annotation: Any) -> Any:
 @dataclass(frozen=True)
 class FrozenConfig:
     """Base class: strict ``from_dict`` / ``to_dict`` round trip."""
-
-    _registry: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any], *, _path: str = "") -> T:

@@ -47,11 +47,13 @@ def build_tokenizer(config: TrainConfig, data_root: Path) -> Any:
 
     texts: list[str] = []
     rng = random.Random(config.seed)
+    loaded: dict[tuple[str, int, str], list[Example]] = {}  # a file used by several stages
     for stage in config.stages:
         for source in stage.data:
-            examples = load_examples(
-                _resolve(source.path, data_root), source.max_records, source.split
-            )
+            key = (source.path, source.max_records, source.split)
+            if key not in loaded:
+                loaded[key] = load_examples(_resolve(source.path, data_root), *key[1:])
+            examples = list(loaded[key])
             rng.shuffle(examples)
             for ex in examples[: config.tokenizer.max_training_texts // 4]:
                 try:
@@ -77,7 +79,7 @@ class Trainer:
         self.data_root = data_root
         self.ckpt_path = out_dir / "checkpoints" / "last.pt"
         self.state: dict[str, Any] = {"stage": 0, "step": 0, "elapsed": 0.0, "done": False}
-        self._graph_cache: dict[str, Any] = {}
+        self._resume_payload: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
@@ -192,7 +194,7 @@ class Trainer:
             lr=stage.lr,
             betas=(0.9, 0.95),
         )
-        resumed = getattr(self, "_resume_payload", None)
+        resumed = self._resume_payload
         if resumed is not None and self.state["stage"] == index and resumed["optimizer"]:
             optimizer.load_state_dict(resumed["optimizer"])
             sampler.load_state(json.loads(resumed["sampler"]))
