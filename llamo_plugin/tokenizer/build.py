@@ -14,16 +14,25 @@ from typing import Any
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>")
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 1000) -> Any:
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int = 1000, *, split_digits: bool = False
+) -> Any:
     """Train a BPE tokenizer on ``texts``; returns a ``PreTrainedTokenizerFast``.
 
-    Deterministic for a given input order.
+    ``split_digits`` makes every digit its own token (``-0.2482`` -> ``▁-``, ``0``, ``.``,
+    ``2``, ...), so numbers are read and written digit by digit. Deterministic for a given
+    input order.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=False))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    metaspace = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    tok.pre_tokenizer = (
+        pre_tokenizers.Sequence([metaspace, pre_tokenizers.Digits(individual_digits=True)])
+        if split_digits
+        else metaspace
+    )
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
     texts = list(texts)
     alphabet = sorted({ch for t in texts for ch in t.replace(" ", "▁")})

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from llamo_plugin.config import FrozenConfig, LlamoConfig
 from llamo_plugin.errors import ConfigError
+from llamo_plugin.train.graph_pretrain import GraphPretrainConfig
 
 Part = Literal["graph", "projector", "lm"]
 
@@ -68,6 +69,8 @@ class TokenizerConfig(FrozenConfig):
 
     vocab_size: int = 4000
     max_training_texts: int = 200_000
+    #: one token per digit (numbers and SMILES ring closures read digit by digit)
+    split_digits: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ class TrainConfig(FrozenConfig):
     lm: dict[str, Any] = field(default_factory=dict)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     stages: tuple[StageConfig, ...] = ()
+    #: optional stage 0: supervised GIN pretraining before the language stages
+    graph_pretrain: GraphPretrainConfig | None = None
     checkpoint_every_minutes: float = 5.0
     bf16_autocast: bool = False  # 6x slower than fp32 on CPUs without AVX512-BF16 (measured)
     num_threads: int = 0

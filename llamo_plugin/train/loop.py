@@ -65,7 +65,9 @@ def build_tokenizer(config: TrainConfig, data_root: Path) -> Any:
                     ex.instruction if isinstance(ex.instruction, str) else "",
                     ex.answer,
                 ]
-    tokenizer = train_tokenizer(texts, config.tokenizer.vocab_size)
+    tokenizer = train_tokenizer(
+        texts, config.tokenizer.vocab_size, split_digits=config.tokenizer.split_digits
+    )
     tokenizer.add_tokens([AddedToken(t, normalized=False) for t in TEMPLATE_TOKENS])
     return tokenizer
 
@@ -249,12 +251,17 @@ class Trainer:
     @torch.no_grad()
     def validate(self, stage: StageConfig) -> dict[str, float]:
         """Mean answer-token loss on the held-out (``split == "val"``) records of each of the
-        stage's files (at most ``VAL_RECORDS`` each); files without a val split are skipped."""
+        stage's files, read from the sibling ``<task>_val.jsonl`` when there is one (at most
+        ``VAL_RECORDS`` each); files without val records are skipped."""
         was_training = {m: m.training for m in self.model.modules()}
         self.model.eval()
         losses: dict[str, float] = {}
         for source in stage.data:
-            examples = load_examples(_resolve(source.path, self.data_root), VAL_RECORDS, "val")
+            path = _resolve(source.path, self.data_root)
+            sibling = path.with_name(path.name.replace("_train.", "_val."))
+            if sibling != path and sibling.is_file():  # llamo build-data's <task>_val.jsonl
+                path = sibling
+            examples = load_examples(path, VAL_RECORDS, "val")
             prepared = [p for p in (self._prepare(e) for e in examples) if p is not None]
             if not prepared:
                 continue
@@ -296,11 +303,30 @@ class Trainer:
         }
         self._save_checkpoint(None, None, None)
 
+    def pretrain_graph(self) -> None:
+        """Stage 0 (:mod:`llamo_plugin.train.graph_pretrain`); not resumable mid-way (short)."""
+        from llamo_plugin.train.graph_pretrain import pretrain_graph_encoder
+
+        assert self.config.graph_pretrain is not None
+        metrics = pretrain_graph_encoder(
+            self.model.graph.encoder, self.config.graph_pretrain, self.data_root, self.config.seed
+        )
+        with open(self.out_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps({"stage": "stage0-graph", **metrics}) + "\n")
+        self.state["graph_pretrained"] = True
+        self._save_checkpoint(None, None, None)
+
     def run(self) -> Path:
         from llamo_plugin.checkpoint.format import save_model
 
         self.setup()
         t0 = time.time()
+        if (
+            self.config.graph_pretrain is not None
+            and self.state["stage"] == 0
+            and not self.state.get("graph_pretrained")
+        ):
+            self.pretrain_graph()
         for index in range(self.state["stage"], len(self.config.stages)):
             self.run_stage(index)
         self.model.eval()
