@@ -40,3 +40,12 @@ class CheckpointError(LlamoError):
 
 class UntrustedPickleError(CheckpointError):
     """A pickled checkpoint whose loading needs arbitrary code execution, without opt-in."""
+
+
+class CancelledError(LlamoError):
+    """The caller asked to stop (KNIME's cancel button, Ctrl-C handling in the CLI)."""
+
+
+class BackendUnavailableError(LlamoError):
+    """An inference backend whose optional dependency (vllm, onnxruntime-gpu, ...) or device
+    is missing."""

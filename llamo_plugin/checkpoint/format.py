@@ -9,6 +9,7 @@ Layout::
         config.json          and vLLM as is): config, ``model.safetensors`` and tokenizer files
         model.safetensors
         tokenizer.json ...
+      graph.onnx             optional: the graph tokenizer exported to ONNX (``llamo export-onnx``)
       manifest.json          sha256 and size of every file above, and the model checksum
 
 Loading verifies every checksum (a corrupted or edited file is refused with
@@ -48,9 +49,18 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+#: Files derived from the weights: verified like the others, but not part of the model
+#: checksum (exporting ONNX does not change what the model answers, nor its cache keys).
+DERIVED_FILES = frozenset({"graph.onnx"})
+ONNX_GRAPH = "graph.onnx"
+
+
 def _model_checksum(files: dict[str, dict[str, Any]]) -> str:
-    """One id for the whole model: sha256 over the sorted (path, sha256) pairs."""
-    text = "\n".join(f"{k} {v['sha256']}" for k, v in sorted(files.items()))
+    """One id for the whole model: sha256 over the sorted (path, sha256) pairs of every file
+    except the :data:`DERIVED_FILES`."""
+    text = "\n".join(
+        f"{k} {v['sha256']}" for k, v in sorted(files.items()) if k not in DERIVED_FILES
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -26,6 +26,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "evaluate": ("llamo_plugin.cli.evaluate", "benchmark a model on a task's test sets"),
     "build-data": ("llamo_plugin.cli.build_data", "build the instruction-tuning data files"),
+    "export-onnx": (
+        "llamo_plugin.cli.export",
+        "export a model's graph encoder + projector to ONNX (graph.onnx in the model directory)",
+    ),
+    "bench": ("llamo_plugin.cli.bench", "measure inference throughput against the reference path"),
 }
 
 

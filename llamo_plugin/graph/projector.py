@@ -66,29 +66,73 @@ class MultiLevelProjector(nn.Module):
             nn.init.zeros_(attn.out_proj.bias)
 
     def level_tokens(self, levels: list[torch.Tensor], node_mask: torch.Tensor) -> torch.Tensor:
-        """``[B, num_levels * queries_per_level, input_size]``: per-level cross-attention."""
+        """``[B, num_levels * queries_per_level, input_size]`` from dense levels ``[B, A, d]``
+        (padding positions are ignored); see :meth:`level_tokens_flat`."""
+        batch, atoms = node_mask.shape
+        dense_index = torch.nonzero(node_mask.reshape(-1), as_tuple=False).squeeze(1)
+        flat = [h.reshape(batch * atoms, -1).index_select(0, dense_index) for h in levels]
+        return self.level_tokens_flat(flat, dense_index, node_mask)
+
+    def _level_attention_weights(self) -> tuple[torch.Tensor, ...]:
+        """Per-level in/out projections stacked over levels: ``w_in [L', 3d, d]``,
+        ``b_in [L', 3d]``, ``w_out [L', d, d]``, ``b_out [L', d]`` (``L'`` = 1 when shared)."""
+        mods = self.cross_attention
+        return (
+            torch.stack([m.in_proj_weight for m in mods]),
+            torch.stack([m.in_proj_bias for m in mods]),
+            torch.stack([m.out_proj.weight for m in mods]),
+            torch.stack([m.out_proj.bias for m in mods]),
+        )
+
+    def level_tokens_flat(
+        self, levels: list[torch.Tensor], node_dense_index: torch.Tensor, node_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-level cross-attention of the level queries to the molecule's atoms.
+
+        Mathematically the same as ``nn.MultiheadAttention`` with the same weights, rearranged
+        so that no per-atom key or value projection is computed (the attention has only
+        ``queries_per_level`` queries but ``N`` atoms):
+
+        - scores: ``(W_k h + b_k) . q = h . (W_k^T q) + const``, and softmax ignores the
+          constant, so each head's query is folded into the atom space once;
+        - values: ``sum_a p_a (W_v h_a + b_v) = W_v (sum_a p_a h_a) + b_v`` because the
+          attention weights sum to 1, so atoms are averaged first and projected after.
+
+        Shapes:
+            levels: ``num_levels`` tensors ``[N, d]``; node_dense_index ``[N]`` (into
+            ``B * A``); node_mask ``[B, A]`` -> ``[B, num_levels * queries_per_level, d]``
+        """
         c = self.config
-        batch = node_mask.shape[0]
-        ignore = ~node_mask  # key_padding_mask: True = ignore
-        if c.shared_level_attention:
-            # All levels through the one shared module in a single call: [L*B, A, d].
-            keys = torch.stack(levels, dim=0).flatten(0, 1)
-            queries = self.query_tokens[:, None].expand(-1, batch, -1, -1).flatten(0, 1)
-            out, _ = self.cross_attention[0](
-                queries,
-                keys,
-                keys,
-                key_padding_mask=ignore.repeat(c.num_levels, 1),
-                need_weights=False,
-            )
-            out = out.unflatten(0, (c.num_levels, batch))  # [L, B, q, d]
-        else:
-            outs = []
-            for level, (attn, keys) in enumerate(zip(self.cross_attention, levels, strict=True)):
-                queries = self.query_tokens[level].expand(batch, -1, -1)
-                o, _ = attn(queries, keys, keys, key_padding_mask=ignore, need_weights=False)
-                outs.append(o)
-            out = torch.stack(outs, dim=0)
+        batch, atoms = node_mask.shape
+        n_levels, d, heads, n_q = c.num_levels, c.input_size, c.num_heads, c.queries_per_level
+        head_dim = d // heads
+        w_in, b_in, w_out, b_out = self._level_attention_weights()  # leading dim L' (1 or L)
+        w_q, w_k, w_v = w_in[:, :d], w_in[:, d : 2 * d], w_in[:, 2 * d :]  # [L', d, d]
+        b_q, b_v = b_in[:, :d], b_in[:, 2 * d :]
+        q = torch.matmul(self.query_tokens, w_q.transpose(1, 2)) + b_q[:, None]  # [L, q, d]
+        qh = q.view(n_levels, n_q, heads, head_dim).transpose(1, 2)  # [L, H, q, hd]
+        w_kh = w_k.view(-1, heads, head_dim, d)  # [L', H, hd, d]
+        folded = torch.matmul(qh * head_dim**-0.5, w_kh)  # [L, H, q, d]
+        h = torch.stack(levels, dim=0)  # [L, N, d]
+        scores = torch.matmul(h, folded.reshape(n_levels, heads * n_q, d).transpose(1, 2))
+        num_nodes = h.shape[1]
+        flat = torch.cat([scores.permute(1, 0, 2), h.permute(1, 0, 2)], dim=2)  # [N, L, Hq+d]
+        flat = flat.reshape(num_nodes, n_levels * (heads * n_q + d))
+        dense = flat.new_zeros(batch * atoms, flat.shape[1]).index_copy(0, node_dense_index, flat)
+        dense = dense.view(batch, atoms, n_levels, heads * n_q + d).permute(2, 0, 1, 3)
+        s_dense, h_dense = dense[..., : heads * n_q], dense[..., heads * n_q :]  # [L, B, A, *]
+        s_dense = s_dense.masked_fill(~node_mask[None, :, :, None], float("-inf"))
+        probs = torch.softmax(s_dense, dim=2)  # over atoms
+        pooled = torch.matmul(probs.transpose(2, 3), h_dense)  # [L, B, Hq, d]
+        pooled = pooled.view(n_levels, batch, heads, n_q, d).transpose(1, 2)  # [L, H, B, q, d]
+        pooled = pooled.reshape(n_levels, heads, batch * n_q, d)
+        w_vh = w_v.view(-1, heads, head_dim, d)  # [L', H, hd, d]
+        out = torch.matmul(pooled, w_vh.transpose(-1, -2))  # [L, H, B*q, hd]
+        out = out + b_v.view(-1, heads, 1, head_dim)
+        out = out.view(n_levels, heads, batch, n_q, head_dim).permute(0, 2, 3, 1, 4)
+        out = out.reshape(n_levels, batch * n_q, d)
+        out = torch.matmul(out, w_out.transpose(1, 2)) + b_out[:, None]  # [L, B*q, d]
+        out = out.view(n_levels, batch, n_q, d)
         return out.permute(1, 0, 2, 3).flatten(1, 2)  # [B, L*q, d]
 
     def motif_tokens(self, motifs: torch.Tensor, motif_mask: torch.Tensor) -> torch.Tensor:
@@ -114,7 +158,24 @@ class MultiLevelProjector(nn.Module):
         motifs: torch.Tensor,
         motif_mask: torch.Tensor,
     ) -> torch.Tensor:
-        level = self.level_tokens(levels, node_mask)
+        """Dense levels ``[B, A, d]`` (tests, tools); the graph tokenizer uses
+        :meth:`forward_flat`."""
+        batch, atoms = node_mask.shape
+        dense_index = torch.nonzero(node_mask.reshape(-1), as_tuple=False).squeeze(1)
+        flat = [h.reshape(batch * atoms, -1).index_select(0, dense_index) for h in levels]
+        return self.forward_flat(flat, dense_index, node_mask, motifs, motif_mask)
+
+    def forward_flat(
+        self,
+        levels: list[torch.Tensor],
+        node_dense_index: torch.Tensor,
+        node_mask: torch.Tensor,
+        motifs: torch.Tensor,
+        motif_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Graph tokens ``[B, T, D]`` from flat levels ``[N, d]`` (see
+        :meth:`level_tokens_flat`)."""
+        level = self.level_tokens_flat(levels, node_dense_index, node_mask)
         motif = self.motif_tokens(motifs, motif_mask)
         if self.config.token_order == "motif_first":
             tokens = torch.cat([motif, level], dim=1)

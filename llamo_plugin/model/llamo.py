@@ -173,11 +173,28 @@ class LlamoModel(nn.Module):
         """Greedy answers for one batch of prepared examples (left padding, KV cache)."""
         if not examples:
             return []
-        decode = decode or self.config.decode
-        batch = collate_prompts(
-            [e.prompt for e in examples], self.tokenizer.pad_token_id, padding_side="left"
+        graph_tokens = self.encode_graphs([e.graph for e in examples])
+        return self.generate_with_graph_tokens(
+            [e.prompt for e in examples], graph_tokens, decode, should_stop=should_stop
         )
-        embeds = self.inputs_embeds(batch, self.encode_graphs([e.graph for e in examples]))
+
+    @torch.inference_mode()
+    def generate_with_graph_tokens(
+        self,
+        prompts: Sequence[EncodedPrompt],
+        graph_tokens: torch.Tensor,
+        decode: DecodeConfig | None = None,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[Generation]:
+        """Greedy answers for one batch of prompts whose graph tokens ``[B, T, D]`` were
+        computed elsewhere (e.g. by onnxruntime). Left padding, KV cache; ``should_stop`` is
+        polled after every decoding step and ends generation for the whole batch."""
+        if not prompts:
+            return []
+        decode = decode or self.config.decode
+        batch = collate_prompts(prompts, self.tokenizer.pad_token_id, padding_side="left")
+        embeds = self.inputs_embeds(batch, graph_tokens.to(self.device))
         kwargs: dict[str, Any] = {}
         if should_stop is not None:
             from transformers import StoppingCriteria, StoppingCriteriaList

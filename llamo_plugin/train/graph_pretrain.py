@@ -56,8 +56,9 @@ class GraphPretrainConfig(FrozenConfig):
     """Stage-0 settings. Paths are relative to the training data root.
 
     ``property_file``: property records (QM9 values by ``qtype``); ``val_file``: the held-out
-    property records whose ``val`` split gives the reported validation MAE; ``molecule_files``: further record files whose training
-    molecules get the RDKit count targets only.
+    property records whose ``val`` split gives the reported validation MAE;
+    ``molecule_files``: further record files whose training molecules get the RDKit count
+    targets only.
     """
 
     property_file: str = "property_train.jsonl"

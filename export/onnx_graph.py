@@ -1,0 +1,189 @@
+"""Export the graph tokenizer (GIN + projector) to ONNX and check it against PyTorch.
+
+The export boundary is :class:`llamo_plugin.graph.module.GraphTokenizer`: seven plain tensors
+in (``GRAPH_INPUT_NAMES``), graph tokens ``[B, T, D]`` out. RDKit (parsing, features, motifs)
+stays outside the graph. We use the dynamo exporter (``torch.onnx.export(dynamo=True)``),
+opset 18, fp32, with every size dynamic: atoms ``N``, directed edges ``E``, molecules ``B``,
+the padded atom count ``A`` and the padded motif count ``M``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+OPSET = 18
+
+#: Molecules that exercise the awkward cases of the graph encoder.
+EDGE_CASE_SMILES = (
+    "C",  # single atom, no bonds, no motifs
+    "[Na+].[Cl-]",  # salt: two fragments, no bonds
+    "O",  # single heteroatom
+    "[He]",  # noble gas
+    "CC",  # one bond, no motifs
+    "CC(=O)Oc1ccccc1C(=O)O",  # aspirin: motifs
+    "C[N+](C)(C)C.[Br-]",  # quaternary ammonium salt
+    "OC(=O)CC(O)(CC(O)=O)C(O)=O.[K+]",  # salt with motifs
+    "C" * 120,  # 120-atom chain
+    "C1" + "C" * 108 + "1",  # 110-atom ring
+    "CC(C)C[C@H](NC(=O)[C@@H](Cc1ccccc1)NC(=O)[C@H](CC(N)=O)NC(=O)[C@@H](N)CO)"
+    "C(=O)N[C@@H](CCCNC(=N)N)C(=O)N[C@@H](Cc1ccc(O)cc1)C(=O)N1CCC[C@H]1C(=O)O",
+)
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """Result of :func:`check_parity`: max |onnxruntime - PyTorch| over all batches."""
+
+    max_abs_diff: float
+    batch_sizes: tuple[int, ...]
+    molecules: int
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= self.tolerance
+
+
+def reference_smiles(limit: int = 256) -> list[str]:
+    """The edge cases plus varied ChEBI-20 validation molecules bundled with the package."""
+    import csv
+
+    from llamo_plugin.eval.retrieval import bundled_table_path
+
+    smiles = list(EDGE_CASE_SMILES)
+    with open(bundled_table_path(), newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            if len(smiles) >= limit:
+                break
+            smiles.append(row["smiles"])
+    return smiles[:limit]
+
+
+def _example_inputs(model: Any) -> dict[str, Any]:
+    from llamo_plugin.chem.featurize import featurize
+    from llamo_plugin.chem.smiles import parse_smiles
+    from llamo_plugin.graph.batching import collate_graphs, graph_batch_inputs, to_torch
+
+    graphs = [featurize(parse_smiles(s)) for s in EDGE_CASE_SMILES[5:8]]
+    return to_torch(graph_batch_inputs(collate_graphs(graphs)))
+
+
+def export_graph_onnx(graph_module: Any, path: str | Path, opset: int = OPSET) -> Path:
+    """Export ``graph_module`` (a ``GraphTokenizer``, fp32) to ``path``; returns the path.
+
+    Large models (the 7B checkpoint's 86M-parameter projector) are written with their weights
+    inline when they fit under the 2 GB protobuf limit, which they do.
+    """
+    import torch
+
+    from llamo_plugin.graph.module import GRAPH_INPUT_NAMES
+
+    module = graph_module.float().eval()
+    inputs = _example_inputs(graph_module)
+    dim = torch.export.Dim
+    atoms, edges = dim("atoms", min=1), dim("edges", min=0)
+    batch, max_atoms = dim("batch", min=1), dim("max_atoms", min=1)
+    max_motifs = dim("motifs", min=1)
+    dynamic = {
+        "atom_features": {0: atoms},
+        "edge_index": {1: edges},
+        "bond_features": {0: edges},
+        "node_dense_index": {0: atoms},
+        "node_mask": {0: batch, 1: max_atoms},
+        "motifs": {0: batch, 1: max_motifs},
+        "motif_mask": {0: batch, 1: max_motifs},
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", UserWarning)  # axis-renaming chatter of the exporter
+        program = torch.onnx.export(
+            module,
+            (),
+            kwargs=inputs,
+            dynamic_shapes=dynamic,
+            dynamo=True,
+            opset_version=opset,
+            input_names=list(GRAPH_INPUT_NAMES),
+            output_names=["graph_tokens"],
+            verbose=False,
+        )
+    program.save(str(path))
+    logger.info("exported %s in %.1fs", path, time.perf_counter() - t0)
+    return path
+
+
+def check_parity(
+    graph_module: Any,
+    onnx_path: str | Path,
+    smiles: Sequence[str] | None = None,
+    batch_sizes: Sequence[int] = (1, 2, 7, 32, 256),
+    tolerance: float = 1e-4,
+) -> ParityReport:
+    """Compare onnxruntime (CPU) with PyTorch on graph tokens over batches of ``smiles``.
+
+    Each batch size takes consecutive molecules (wrapping around), so single atoms, salts,
+    molecules without motifs and 100+ atom molecules land in batches of every size.
+    """
+    import torch
+
+    from llamo_plugin.backends.graph_onnx import OnnxGraphEncoder
+    from llamo_plugin.chem.featurize import featurize
+    from llamo_plugin.chem.smiles import parse_smiles
+    from llamo_plugin.graph.batching import collate_graphs, graph_batch_inputs, to_torch
+
+    smiles = list(smiles) if smiles is not None else reference_smiles()
+    graphs = [featurize(parse_smiles(s)) for s in smiles]
+    encoder = OnnxGraphEncoder(onnx_path, device="cpu")
+    module = graph_module.float().eval()
+    worst = 0.0
+    for size in batch_sizes:
+        for start in range(0, len(graphs), size):
+            chunk = graphs[start : start + size]
+            if len(chunk) < size:  # wrap around so every batch has the requested size
+                chunk = (chunk + graphs * (size // len(graphs) + 1))[:size]
+            batch = collate_graphs(chunk)
+            got = encoder.encode(batch)
+            with torch.no_grad():
+                want = module(**to_torch(graph_batch_inputs(batch))).numpy()
+            worst = max(worst, float(np.abs(got - want).max()))
+            if size >= len(graphs):
+                break
+    return ParityReport(worst, tuple(batch_sizes), len(graphs), tolerance)
+
+
+def export_model_dir(
+    model_dir: str | Path, *, verify: bool = True
+) -> tuple[Path, ParityReport | None]:
+    """Export a model directory's graph tokenizer to ``<model_dir>/graph.onnx`` and record it
+    in the manifest; with ``verify`` also run :func:`check_parity` (and refuse to keep a file
+    that fails it)."""
+    from llamo_plugin.checkpoint.format import ONNX_GRAPH, load_model, write_manifest
+    from llamo_plugin.errors import CheckpointError
+
+    model_dir = Path(model_dir)
+    model = load_model(model_dir)
+    target = model_dir / ONNX_GRAPH
+    tmp = model_dir / (ONNX_GRAPH + ".partial")
+    export_graph_onnx(model.graph, tmp)
+    report = check_parity(model.graph, tmp) if verify else None
+    if report is not None and not report.ok:
+        tmp.unlink()
+        raise CheckpointError(
+            f"ONNX export of {model_dir} differs from PyTorch by {report.max_abs_diff:.2e} "
+            f"(> {report.tolerance:.0e}); not kept"
+        )
+    tmp.replace(target)
+    write_manifest(model_dir)
+    return target, report

@@ -1,0 +1,253 @@
+"""``llamo bench``: inference throughput of our pipeline against the original LLaMo path.
+
+Everything is measured in one run, on one model and one set of molecules:
+
+- **reference**: what the original code does, one molecule at a time: featurise, graph
+  encoder in PyTorch, Hugging Face ``generate`` at batch size 1;
+- **pipeline**: :class:`~llamo_plugin.pipeline.Pipeline` (onnxruntime graph encoder, length-
+  bucketed batched ``hf`` decoding, dedupe), on the distinct molecules, on a table with 30 %
+  repeated rows, and again on that table served from a fresh answer cache;
+- **graph encoder**: molecules/s of onnxruntime vs PyTorch at batch 1 and 256 (featurisation
+  excluded; it is the same for both);
+- **decode efficiency**: achieved model FLOP/s while decoding divided by the fp32
+  matrix-multiply FLOP/s measured in the same run (the roofline), at several batch sizes.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import random
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to measure."""
+
+    molecules: int = 256
+    repeat_fraction: float = 0.3
+    task_instruction: str = ""
+    backend: str = "hf"
+    max_batch_size: int = 64
+    decode_batch_sizes: tuple[int, ...] = (1, 8, 32, 64)
+    graph_batches: tuple[int, ...] = (1, 256)
+    seed: int = 0
+
+
+def bench_smiles(count: int) -> list[str]:
+    """``count`` distinct molecules (by canonical isomeric SMILES) from the bundled ChEBI-20
+    validation reference table."""
+    from llamo_plugin.chem.smiles import parse_smiles
+    from llamo_plugin.errors import InvalidSmilesError
+    from llamo_plugin.eval.retrieval import bundled_table_path
+
+    out: list[str] = []
+    seen: set[str] = set()
+    with open(bundled_table_path(), newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            try:
+                key = parse_smiles(row["smiles"]).isomeric_smiles
+            except InvalidSmilesError:
+                continue
+            if key not in seen:
+                seen.add(key)
+                out.append(row["smiles"])
+            if len(out) == count:
+                break
+    if len(out) < count:
+        raise ValueError(f"only {len(out)} distinct molecules available, asked for {count}")
+    return out
+
+
+def with_repeats(smiles: Sequence[str], fraction: float, seed: int) -> list[str]:
+    """A table whose rows are ``smiles`` plus repeats making up ``fraction`` of all rows."""
+    extra = round(len(smiles) * fraction / (1 - fraction))
+    rng = random.Random(seed)
+    rows = list(smiles) + [rng.choice(list(smiles)) for _ in range(extra)]
+    rng.shuffle(rows)
+    return rows
+
+
+def matmul_roofline(seconds: float = 2.0, size: int = 1024) -> float:
+    """Measured fp32 matrix-multiply FLOP/s with the current torch thread settings."""
+    import torch
+
+    a = torch.randn(size, size)
+    b = torch.randn(size, size)
+    torch.mm(a, b)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        torch.mm(a, b)
+        n += 1
+    return 2.0 * size**3 * n / (time.perf_counter() - t0)
+
+
+def lm_flops_per_token(lm: Any, context: float) -> float:
+    """Forward FLOPs of one token: 2 x (weights used per token, incl. the LM head) plus the
+    attention score/value products over ``context`` positions."""
+    cfg = lm.config
+    embed = lm.get_input_embeddings().weight.numel()
+    params = sum(p.numel() for p in lm.parameters())
+    # A tied table is used once per token, as the LM head; an untied input table is a lookup.
+    tied = getattr(cfg, "tie_word_embeddings", False)
+    matmul_params = params if tied else params - embed
+    return 2.0 * matmul_params + 4.0 * cfg.num_hidden_layers * cfg.hidden_size * context
+
+
+def _reference(model: Any, smiles: Sequence[str], instruction: str) -> tuple[list[str], float]:
+    """The original path: one molecule at a time, PyTorch graph encoder, batch-1 generate."""
+    texts = []
+    t0 = time.perf_counter()
+    for s in smiles:
+        example = model.prepare(s, instruction)
+        texts.append(model.generate([example])[0].text)
+    return texts, time.perf_counter() - t0
+
+
+def _graph_encoder_rates(
+    model: Any, onnx_encoder: Any, smiles: Sequence[str], batch_sizes: Sequence[int]
+) -> dict[str, float]:
+    from llamo_plugin.backends.graph_onnx import TorchGraphEncoder
+    from llamo_plugin.chem.featurize import featurize
+    from llamo_plugin.chem.smiles import parse_smiles
+    from llamo_plugin.graph.batching import collate_graphs
+
+    graphs = [featurize(parse_smiles(s)) for s in smiles]
+    encoders = {"onnxruntime": onnx_encoder, "torch": TorchGraphEncoder(model.graph)}
+    rates: dict[str, float] = {}
+    for size in batch_sizes:
+        batches = [collate_graphs(graphs[i : i + size]) for i in range(0, len(graphs), size)]
+        for name, encoder in encoders.items():
+            encoder.encode(batches[0])  # warm-up
+            reps = max(1, math.ceil(256 / len(graphs)))
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                for b in batches:
+                    encoder.encode(b)
+            rates[f"{name}_batch{size}"] = reps * len(graphs) / (time.perf_counter() - t0)
+    return rates
+
+
+def _decode_efficiency(
+    model: Any, pipeline: Any, smiles: Sequence[str], instruction: str, sizes: Sequence[int]
+) -> dict[str, Any]:
+    from llamo_plugin.backends.hf import HFBackend
+
+    roofline = matmul_roofline()
+    per_size: dict[str, float] = {}
+    inputs = pipeline._prepare_chunk([(pipeline_parse(s), instruction) for s in smiles])
+    decode = model.config.decode
+    for size in sizes:
+        backend = HFBackend(model, max_batch_size=size)
+        t0 = time.perf_counter()
+        gens = backend.generate(inputs, decode)
+        seconds = time.perf_counter() - t0
+        flops = 0.0
+        for inp, gen in zip(inputs, gens, strict=True):
+            prompt = len(inp.prompt.input_ids)
+            total = prompt + len(gen.token_ids)
+            flops += total * lm_flops_per_token(model.lm, total / 2)
+        per_size[str(size)] = flops / seconds / roofline
+    best = max(per_size, key=lambda k: per_size[k])
+    return {
+        "roofline_gflops": roofline / 1e9,
+        "efficiency_by_batch_size": per_size,
+        "best_batch_size": int(best),
+        "decode_efficiency": per_size[best],
+    }
+
+
+def pipeline_parse(smiles: str) -> Any:
+    from llamo_plugin.chem.smiles import parse_smiles
+
+    return parse_smiles(smiles)
+
+
+def run_bench(model: Any, onnx_path: Path | None, options: BenchOptions) -> dict[str, Any]:
+    """Run every measurement; returns the JSON-able result."""
+    import torch
+
+    from llamo_plugin.backends.graph_onnx import OnnxGraphEncoder
+    from llamo_plugin.backends.hf import HFBackend
+    from llamo_plugin.cache import AnswerCache
+    from llamo_plugin.pipeline import Pipeline
+    from llamo_plugin.tasks import DESCRIPTION
+
+    instruction = options.task_instruction or DESCRIPTION.default_instruction
+    smiles = bench_smiles(options.molecules)
+    repeated = with_repeats(smiles, options.repeat_fraction, options.seed)
+    result: dict[str, Any] = {
+        "model": model.config.name,
+        "model_sha256": model.checksum,
+        "molecules": len(smiles),
+        "rows_with_repeats": len(repeated),
+        "torch_threads": torch.get_num_threads(),
+        "task": "description",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        if onnx_path is None:
+            from export.onnx_graph import export_graph_onnx
+
+            onnx_path = export_graph_onnx(model.graph, Path(tmp) / "graph.onnx")
+            result["onnx"] = "exported for this run"
+        onnx = OnnxGraphEncoder(onnx_path, device="cpu")
+
+        logger.info("reference path: %d molecules one at a time", len(smiles))
+        ref_texts, ref_s = _reference(model, smiles, instruction)
+        ref_rate = len(smiles) / ref_s
+
+        backend = HFBackend(model, max_batch_size=options.max_batch_size)
+        pipe = Pipeline(model, graph_encoder=onnx, backend=backend)
+        logger.info("pipeline: distinct molecules")
+        t0 = time.perf_counter()
+        rows = pipe.run(smiles, instruction, task="description")
+        pipe_rate = len(smiles) / (time.perf_counter() - t0)
+        same = sum(r.text == t for r, t in zip(rows, ref_texts, strict=True))
+        differing = [
+            {"smiles": s, "reference": t, "pipeline": r.text}
+            for s, r, t in zip(smiles, rows, ref_texts, strict=True)
+            if r.text != t
+        ]
+
+        logger.info("pipeline: %d rows with repeats, fresh cache", len(repeated))
+        cache = AnswerCache(Path(tmp) / "cache.sqlite")
+        pipe_cached = Pipeline(model, graph_encoder=onnx, backend=backend, cache=cache)
+        t0 = time.perf_counter()
+        pipe_cached.run(repeated, instruction, task="description")
+        repeat_rate = len(repeated) / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        second = pipe_cached.run(repeated, instruction, task="description")
+        hit_rate = len(repeated) / (time.perf_counter() - t0)
+        cache.close()
+        assert all(r.cached for r in second)
+
+        logger.info("graph encoder rates")
+        graph_rates = _graph_encoder_rates(model, onnx, smiles, options.graph_batches)
+        logger.info("decode efficiency")
+        efficiency = _decode_efficiency(
+            model, pipe, smiles[:64], instruction, options.decode_batch_sizes
+        )
+
+    result.update(
+        reference_mol_per_s=ref_rate,
+        pipeline_mol_per_s=pipe_rate,
+        speedup_vs_reference=pipe_rate / ref_rate,
+        pipeline_with_repeats_rows_per_s=repeat_rate,
+        speedup_vs_reference_with_repeats=repeat_rate / ref_rate,
+        cache_hit_mol_per_s=hit_rate,
+        graph_encoder_mol_per_s=graph_rates[f"onnxruntime_batch{max(options.graph_batches)}"],
+        graph_encoder=graph_rates,
+        identical_to_reference=same / len(smiles),
+        differences=differing[:10],
+        **efficiency,
+    )
+    return result

@@ -1,0 +1,51 @@
+"""``llamo bench [--model DIR] [--molecules N] [--json]``: see :mod:`llamo_plugin.bench`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="model directory (default: the embedded model, or a tiny random one if none)",
+    )
+    parser.add_argument("--molecules", type=int, default=256, help="distinct molecules")
+    parser.add_argument("--backend", choices=["hf"], default="hf", help="LM backend")
+    parser.add_argument("--batch-size", type=int, default=64, help="LM batch size (pipeline)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object only")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from llamo_plugin.bench import BenchOptions, run_bench
+    from llamo_plugin.checkpoint.format import ONNX_GRAPH
+    from llamo_plugin.registry import embedded_model_dir, load_model_or_tiny
+
+    if args.molecules < 1:
+        logger.error("--molecules must be >= 1")
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model_or_tiny(args.model)
+    model_dir = args.model or embedded_model_dir()
+    onnx = model_dir / ONNX_GRAPH if model_dir is not None else None
+    options = BenchOptions(
+        molecules=args.molecules, backend=args.backend, max_batch_size=args.batch_size
+    )
+    result = run_bench(model, onnx if onnx is not None and onnx.is_file() else None, options)
+    if args.json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    return 0

@@ -1,0 +1,323 @@
+"""The inference pipeline used by the CLI, the KNIME nodes and Ray workers alike.
+
+A column of SMILES (and one instruction, or one per row) goes in; one :class:`RowResult` per
+row comes out, in order, with a status. Steps:
+
+1. parse every row (invalid or missing SMILES -> ``status="invalid_smiles"``, no exception);
+2. deduplicate by (canonical isomeric SMILES, instruction);
+3. look the unique requests up in the optional :class:`~llamo_plugin.cache.AnswerCache`;
+4. for the misses, in chunks: featurise + encode the prompt + run the graph encoder
+   (onnxruntime or PyTorch), overlapped with the LM decoding the previous chunk;
+5. decode with the LM backend (``hf`` or ``vllm``), store each finished chunk in the cache;
+6. fan the answers out to every row that asked.
+
+Progress is reported after each chunk; ``should_stop`` is checked between chunks and inside
+generation, and raises :class:`~llamo_plugin.errors.CancelledError` (answers finished so far
+are already cached).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from llamo_plugin.backends.base import LMBackend, PromptInputs, ShouldStop
+from llamo_plugin.backends.graph_onnx import GraphEncoder
+from llamo_plugin.cache import AnswerCache, CachedAnswer, cache_key
+from llamo_plugin.config import DecodeConfig
+from llamo_plugin.errors import CancelledError, InvalidSmilesError
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+RowStatus = Literal["ok", "invalid_smiles"]
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """One input row's answer.
+
+    Attributes:
+        status: ``ok`` or ``invalid_smiles`` (then ``text`` is None and ``error`` says why).
+        text: the decoded answer.
+        stop_reason: ``eos`` or ``length`` (the answer hit ``max_new_tokens``).
+        cached: served from the persistent cache.
+        canonical_smiles: RDKit canonical isomeric SMILES of the row (None when invalid).
+    """
+
+    smiles: Any
+    status: RowStatus
+    text: str | None = None
+    error: str | None = None
+    stop_reason: str | None = None
+    cached: bool = False
+    canonical_smiles: str | None = None
+
+
+@dataclass
+class RunStats:
+    """Counters of the last :meth:`Pipeline.run`."""
+
+    rows: int = 0
+    invalid: int = 0
+    unique: int = 0
+    cache_hits: int = 0
+    generated: int = 0
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Answers instructions about molecules with one loaded model."""
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        graph_encoder: GraphEncoder | None = None,
+        backend: LMBackend | None = None,
+        cache: AnswerCache | None = None,
+        chunk_size: int = 256,
+        overlap: bool = True,
+    ) -> None:
+        """
+        Args:
+            model: a :class:`~llamo_plugin.model.llamo.LlamoModel` (tokenizer, config, and
+                the PyTorch graph encoder used when ``graph_encoder`` is None).
+            graph_encoder: e.g. an :class:`~llamo_plugin.backends.graph_onnx.OnnxGraphEncoder`.
+            backend: the LM backend (default: ``hf`` on the model's device).
+            cache: persistent answer cache (None: no caching).
+            chunk_size: unique molecules per work chunk (progress/cancel/cache granularity).
+            overlap: prepare the next chunk in a thread while the LM decodes.
+        """
+        from llamo_plugin.backends.graph_onnx import TorchGraphEncoder
+        from llamo_plugin.backends.hf import HFBackend
+
+        self.model = model
+        self.graph_encoder = graph_encoder or TorchGraphEncoder(model.graph)
+        self.backend = backend or HFBackend(model)
+        self.cache = cache
+        self.chunk_size = chunk_size
+        self.overlap = overlap
+        self.stats = RunStats()
+
+    @property
+    def model_checksum(self) -> str:
+        return self.model.checksum or f"unsaved:{id(self.model)}"
+
+    # ------------------------------------------------------------------ helpers
+    def _prepare_chunk(self, items: Sequence[tuple[Any, str]]) -> list[PromptInputs]:
+        """Featurise, encode prompts and run the graph encoder for (molecule, instruction)."""
+        from llamo_plugin.chem.featurize import featurize
+        from llamo_plugin.chem.smiles import prompt_smiles
+        from llamo_plugin.graph.batching import collate_graphs
+        from llamo_plugin.prompt.assemble import encode_conversation
+
+        config = self.model.config
+        graphs = [featurize(mol) for mol, _ in items]
+        prompts = [
+            encode_conversation(
+                self.model.tokenizer,
+                prompt_smiles(mol, config.prompt.max_smiles_chars),
+                instruction,
+                config=config.prompt,
+                num_graph_tokens=self.model.graph.num_graph_tokens,
+            )
+            for mol, instruction in items
+        ]
+        tokens = self.graph_encoder.encode(collate_graphs(graphs))
+        return [PromptInputs(p, tokens[i]) for i, p in enumerate(prompts)]
+
+    def _chunks(self, items: list[tuple[Any, str]], should_stop: ShouldStop | None) -> Any:
+        """Yield ``(chunk_items, prompt_inputs)``; with ``overlap`` a worker thread prepares
+        the next chunk while the caller decodes the current one."""
+        chunks = [items[i : i + self.chunk_size] for i in range(0, len(items), self.chunk_size)]
+        if not self.overlap or len(chunks) < 2:
+            for chunk in chunks:
+                yield chunk, self._prepare_chunk(chunk)
+            return
+        ready: queue.Queue[Any] = queue.Queue(maxsize=1)
+        stop = threading.Event()
+
+        def work() -> None:
+            try:
+                for chunk in chunks:
+                    if stop.is_set() or (should_stop is not None and should_stop()):
+                        break
+                    ready.put((chunk, self._prepare_chunk(chunk)))
+            except BaseException as exc:  # surfaced in the caller's thread
+                ready.put(exc)
+                return
+            ready.put(None)
+
+        thread = threading.Thread(target=work, name="llamo-prepare", daemon=True)
+        thread.start()
+        try:
+            while True:
+                got = ready.get()
+                if got is None:
+                    return
+                if isinstance(got, BaseException):
+                    raise got
+                yield got
+        finally:
+            stop.set()
+            while thread.is_alive():  # unblock a worker waiting on a full queue
+                with contextlib.suppress(queue.Empty):
+                    ready.get_nowait()
+                thread.join(timeout=0.05)
+
+    # --------------------------------------------------------------------- run
+    def run(
+        self,
+        smiles: Sequence[Any],
+        instruction: str | Sequence[str],
+        *,
+        task: str = "qa",
+        decode: DecodeConfig | None = None,
+        progress: Progress | None = None,
+        should_stop: ShouldStop | None = None,
+    ) -> list[RowResult]:
+        """Answer ``instruction`` (one string, or one per row) for every SMILES, in order.
+
+        ``task`` only names the request in cache keys (the instruction text decides what the
+        model is asked). Raises ``CancelledError`` when ``should_stop()`` turns true.
+        """
+        from llamo_plugin.chem.smiles import parse_smiles
+
+        t_start = time.perf_counter()
+        decode = decode or self.model.config.decode
+        n = len(smiles)
+        if isinstance(instruction, str):
+            instructions: Sequence[str] = [instruction] * n
+        else:
+            instructions = instruction
+            if len(instructions) != n:
+                raise ValueError(f"{len(instructions)} instructions for {n} SMILES")
+
+        stats = RunStats(rows=n)
+        results: list[RowResult | None] = [None] * n
+        requests: dict[tuple[str, str], list[int]] = {}
+        molecules: dict[tuple[str, str], Any] = {}
+        for row, (s, instr) in enumerate(zip(smiles, instructions, strict=True)):
+            if not isinstance(instr, str) or not instr.strip():
+                results[row] = RowResult(s, "invalid_smiles", error="missing instruction")
+                stats.invalid += 1
+                continue
+            try:
+                mol = parse_smiles(s)
+            except InvalidSmilesError as exc:
+                results[row] = RowResult(s, "invalid_smiles", error=str(exc))
+                stats.invalid += 1
+                continue
+            key = (mol.isomeric_smiles, instr.strip())
+            requests.setdefault(key, []).append(row)
+            molecules.setdefault(key, mol)
+        stats.unique = len(requests)
+        t_parse = time.perf_counter()
+
+        keys = {k: cache_key(self.model_checksum, task, k[1], k[0], decode) for k in requests}
+        answers: dict[tuple[str, str], tuple[CachedAnswer, bool]] = {}
+        if self.cache is not None:
+            stored = self.cache.get_many(keys.values())
+            for k, ck in keys.items():
+                if ck in stored:
+                    answers[k] = (stored[ck], True)
+        stats.cache_hits = len(answers)
+        done = len(answers)
+        if progress is not None:
+            progress(done, stats.unique)
+
+        # Similar SMILES lengths -> similar prompt lengths -> less padding per LM batch.
+        todo = sorted((k for k in requests if k not in answers), key=lambda k: len(k[0]))
+        t_decode = 0.0
+        for chunk, inputs in self._chunks([(molecules[k], k[1]) for k in todo], should_stop):
+            if should_stop is not None and should_stop():
+                raise CancelledError("cancelled between batches")
+            t0 = time.perf_counter()
+            gens = self.backend.generate(inputs, decode, should_stop=should_stop)
+            t_decode += time.perf_counter() - t0
+            fresh: dict[str, CachedAnswer] = {}
+            for (mol, instr), gen in zip(chunk, gens, strict=True):
+                k = (mol.isomeric_smiles, instr)
+                answers[k] = (CachedAnswer(gen.text, gen.stop_reason), False)
+                fresh[keys[k]] = answers[k][0]
+            if self.cache is not None:
+                self.cache.put_many(fresh)
+            stats.generated += len(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, stats.unique)
+
+        for k, rows in requests.items():
+            ans, cached = answers[k]
+            for row in rows:
+                results[row] = RowResult(
+                    smiles[row],
+                    "ok",
+                    text=ans.text,
+                    stop_reason=ans.stop_reason,
+                    cached=cached,
+                    canonical_smiles=k[0],
+                )
+        stats.seconds = time.perf_counter() - t_start
+        stats.timings = {"parse": t_parse - t_start, "decode": t_decode}
+        self.stats = stats
+        return [r for r in results if r is not None]
+
+
+def load_pipeline(
+    model_dir: str | Path | None = None,
+    *,
+    device: str = "auto",
+    graph: Literal["auto", "onnx", "torch"] = "auto",
+    backend: Literal["hf", "vllm"] = "hf",
+    cache_path: str | Path | None = None,
+    **pipeline_kwargs: Any,
+) -> Pipeline:
+    """A :class:`Pipeline` for a model directory (None: the embedded default model).
+
+    ``graph="auto"`` uses the model directory's ``graph.onnx`` when present (onnxruntime,
+    CUDA provider when available), else PyTorch.
+    """
+    from llamo_plugin.backends.graph_onnx import OnnxGraphEncoder
+    from llamo_plugin.checkpoint.format import ONNX_GRAPH
+    from llamo_plugin.registry import embedded_model_dir, load_model_or_tiny
+
+    torch_device = _torch_device(device)
+    model = load_model_or_tiny(model_dir, device=torch_device)
+    path = Path(model_dir) if model_dir is not None else embedded_model_dir()
+    onnx_file = path / ONNX_GRAPH if path is not None else None
+    encoder: GraphEncoder | None = None
+    if graph == "onnx" or (graph == "auto" and onnx_file is not None and onnx_file.is_file()):
+        if onnx_file is None or not onnx_file.is_file():
+            raise FileNotFoundError(f"no {ONNX_GRAPH} in {path}; run `llamo export-onnx {path}`")
+        encoder = OnnxGraphEncoder(onnx_file, device="cuda" if torch_device == "cuda" else "cpu")
+    lm_backend: LMBackend | None = None
+    if backend == "vllm":
+        from llamo_plugin.backends.vllm import VLLMBackend
+
+        if path is None:
+            raise FileNotFoundError("the vllm backend needs a model directory")
+        lm_backend = VLLMBackend(path, model)
+    cache = AnswerCache(cache_path) if cache_path is not None else None
+    return Pipeline(
+        model, graph_encoder=encoder, backend=lm_backend, cache=cache, **pipeline_kwargs
+    )
+
+
+def _torch_device(device: str) -> str:
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, not {device!r}")
+    return device
