@@ -164,7 +164,7 @@ def check_parity(
 
 
 def export_model_dir(
-    model_dir: str | Path, *, verify: bool = True
+    model_dir: str | Path, *, verify: bool = True, parity_molecules: int = 256
 ) -> tuple[Path, ParityReport | None]:
     """Export a model directory's graph tokenizer to ``<model_dir>/graph.onnx`` and record it
     in the manifest; with ``verify`` also run :func:`check_parity` (and refuse to keep a file
@@ -177,7 +177,7 @@ def export_model_dir(
     target = model_dir / ONNX_GRAPH
     tmp = model_dir / (ONNX_GRAPH + ".partial")
     export_graph_onnx(model.graph, tmp)
-    report = check_parity(model.graph, tmp) if verify else None
+    report = check_parity(model.graph, tmp, reference_smiles(parity_molecules)) if verify else None
     if report is not None and not report.ok:
         tmp.unlink()
         raise CheckpointError(

@@ -40,6 +40,7 @@ class BenchOptions:
     max_batch_size: int = 64
     decode_batch_sizes: tuple[int, ...] = (1, 8, 32, 64)
     graph_batches: tuple[int, ...] = (1, 256)
+    max_new_tokens: int = 0  # 0: the description task's cap (256)
     seed: int = 0
 
 
@@ -103,13 +104,15 @@ def lm_flops_per_token(lm: Any, context: float) -> float:
     return 2.0 * matmul_params + 4.0 * cfg.num_hidden_layers * cfg.hidden_size * context
 
 
-def _reference(model: Any, smiles: Sequence[str], instruction: str) -> tuple[list[str], float]:
+def _reference(
+    model: Any, smiles: Sequence[str], instruction: str, decode: Any
+) -> tuple[list[str], float]:
     """The original path: one molecule at a time, PyTorch graph encoder, batch-1 generate."""
     texts = []
     t0 = time.perf_counter()
     for s in smiles:
         example = model.prepare(s, instruction)
-        texts.append(model.generate([example])[0].text)
+        texts.append(model.generate([example], decode)[0].text)
     return texts, time.perf_counter() - t0
 
 
@@ -138,14 +141,18 @@ def _graph_encoder_rates(
 
 
 def _decode_efficiency(
-    model: Any, pipeline: Any, smiles: Sequence[str], instruction: str, sizes: Sequence[int]
+    model: Any,
+    pipeline: Any,
+    smiles: Sequence[str],
+    instruction: str,
+    sizes: Sequence[int],
+    decode: Any,
 ) -> dict[str, Any]:
     from llamo_plugin.backends.hf import HFBackend
 
     roofline = matmul_roofline()
     per_size: dict[str, float] = {}
     inputs = pipeline._prepare_chunk([(pipeline_parse(s), instruction) for s in smiles])
-    decode = model.config.decode
     for size in sizes:
         backend = HFBackend(model, max_batch_size=size)
         t0 = time.perf_counter()
@@ -183,6 +190,9 @@ def run_bench(model: Any, onnx_path: Path | None, options: BenchOptions) -> dict
     from llamo_plugin.tasks import DESCRIPTION
 
     instruction = options.task_instruction or DESCRIPTION.default_instruction
+    decode = model.config.decode.replace(
+        max_new_tokens=options.max_new_tokens or DESCRIPTION.max_new_tokens
+    )
     smiles = bench_smiles(options.molecules)
     repeated = with_repeats(smiles, options.repeat_fraction, options.seed)
     result: dict[str, Any] = {
@@ -192,6 +202,7 @@ def run_bench(model: Any, onnx_path: Path | None, options: BenchOptions) -> dict
         "rows_with_repeats": len(repeated),
         "torch_threads": torch.get_num_threads(),
         "task": "description",
+        "decode": decode.to_dict(),
     }
     with tempfile.TemporaryDirectory() as tmp:
         if onnx_path is None:
@@ -202,14 +213,14 @@ def run_bench(model: Any, onnx_path: Path | None, options: BenchOptions) -> dict
         onnx = OnnxGraphEncoder(onnx_path, device="cpu")
 
         logger.info("reference path: %d molecules one at a time", len(smiles))
-        ref_texts, ref_s = _reference(model, smiles, instruction)
+        ref_texts, ref_s = _reference(model, smiles, instruction, decode)
         ref_rate = len(smiles) / ref_s
 
         backend = HFBackend(model, max_batch_size=options.max_batch_size)
         pipe = Pipeline(model, graph_encoder=onnx, backend=backend)
         logger.info("pipeline: distinct molecules")
         t0 = time.perf_counter()
-        rows = pipe.run(smiles, instruction, task="description")
+        rows = pipe.run(smiles, instruction, task="description", decode=decode)
         pipe_rate = len(smiles) / (time.perf_counter() - t0)
         same = sum(r.text == t for r, t in zip(rows, ref_texts, strict=True))
         differing = [
@@ -222,10 +233,10 @@ def run_bench(model: Any, onnx_path: Path | None, options: BenchOptions) -> dict
         cache = AnswerCache(Path(tmp) / "cache.sqlite")
         pipe_cached = Pipeline(model, graph_encoder=onnx, backend=backend, cache=cache)
         t0 = time.perf_counter()
-        pipe_cached.run(repeated, instruction, task="description")
+        pipe_cached.run(repeated, instruction, task="description", decode=decode)
         repeat_rate = len(repeated) / (time.perf_counter() - t0)
         t0 = time.perf_counter()
-        second = pipe_cached.run(repeated, instruction, task="description")
+        second = pipe_cached.run(repeated, instruction, task="description", decode=decode)
         hit_rate = len(repeated) / (time.perf_counter() - t0)
         cache.close()
         assert all(r.cached for r in second)
@@ -234,7 +245,7 @@ def run_bench(model: Any, onnx_path: Path | None, options: BenchOptions) -> dict
         graph_rates = _graph_encoder_rates(model, onnx, smiles, options.graph_batches)
         logger.info("decode efficiency")
         efficiency = _decode_efficiency(
-            model, pipe, smiles[:64], instruction, options.decode_batch_sizes
+            model, pipe, smiles[:64], instruction, options.decode_batch_sizes, decode
         )
 
     result.update(

@@ -47,3 +47,11 @@ def tiny_model() -> Any:
     from llamo_plugin.model.factory import tiny_random_model
 
     return tiny_random_model(seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model's graph tokenizer exported to ONNX once per session (~20 s)."""
+    from export.onnx_graph import export_graph_onnx
+
+    return export_graph_onnx(tiny_model.graph, tmp_path_factory.mktemp("onnx") / "graph.onnx")

@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--molecules", type=int, default=256, help="distinct molecules")
     parser.add_argument("--backend", choices=["hf"], default="hf", help="LM backend")
     parser.add_argument("--batch-size", type=int, default=64, help="LM batch size (pipeline)")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=0, help="decode cap (default: the task's, 256)"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
 
@@ -41,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
     model_dir = args.model or embedded_model_dir()
     onnx = model_dir / ONNX_GRAPH if model_dir is not None else None
     options = BenchOptions(
-        molecules=args.molecules, backend=args.backend, max_batch_size=args.batch_size
+        molecules=args.molecules,
+        backend=args.backend,
+        max_batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
     )
     result = run_bench(model, onnx if onnx is not None and onnx.is_file() else None, options)
     if args.json:

@@ -1,0 +1,99 @@
+"""ONNX export of the graph tokenizer: parity with PyTorch and the model-directory workflow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from export.onnx_graph import EDGE_CASE_SMILES, OPSET, check_parity, reference_smiles
+from llamo_plugin.checkpoint.format import ONNX_GRAPH, load_model, read_manifest, save_model
+from llamo_plugin.errors import CheckpointError
+
+
+def test_graph_has_dynamic_axes_and_pinned_opset(tiny_onnx: Path) -> None:
+    model = onnx.load(str(tiny_onnx))
+    opsets = {o.domain: o.version for o in model.opset_import}
+    assert opsets[""] == OPSET
+    inputs = {i.name: i for i in model.graph.input}
+    assert list(inputs) == [
+        "atom_features",
+        "edge_index",
+        "bond_features",
+        "node_dense_index",
+        "node_mask",
+        "motifs",
+        "motif_mask",
+    ]
+    # Every size is symbolic (dynamic): atoms, edges, molecules, padded atoms and motifs.
+    dims = inputs["atom_features"].type.tensor_type.shape.dim
+    assert dims[0].dim_param and dims[1].dim_value == 9
+    assert inputs["edge_index"].type.tensor_type.shape.dim[1].dim_param
+    assert all(d.dim_param for d in inputs["node_mask"].type.tensor_type.shape.dim)
+    assert inputs["motifs"].type.tensor_type.shape.dim[1].dim_param
+
+
+def test_parity_on_varied_batches(tiny_model: Any, tiny_onnx: Path) -> None:
+    smiles = reference_smiles(96)
+    assert set(EDGE_CASE_SMILES) <= set(smiles)
+    report = check_parity(tiny_model.graph, tiny_onnx, smiles, batch_sizes=(1, 5, 64, 256))
+    assert report.ok, report
+    assert report.max_abs_diff <= 1e-4
+
+
+def test_edge_cases_in_one_batch_match_torch(tiny_model: Any, tiny_onnx: Path) -> None:
+    from llamo_plugin.backends.graph_onnx import OnnxGraphEncoder
+
+    graph = tiny_model.graph
+    enc = OnnxGraphEncoder(tiny_onnx, device="cpu")
+    from llamo_plugin.chem.featurize import featurize
+    from llamo_plugin.chem.smiles import parse_smiles
+    from llamo_plugin.graph.batching import collate_graphs, graph_batch_inputs, to_torch
+
+    batch = collate_graphs([featurize(parse_smiles(s)) for s in EDGE_CASE_SMILES])
+    got = enc.encode(batch)
+    with torch.no_grad():
+        want = graph(**to_torch(graph_batch_inputs(batch))).numpy()
+    assert got.shape == (len(EDGE_CASE_SMILES), 28, tiny_model.lm.config.hidden_size)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+
+
+def test_export_model_dir_records_checksum(tiny_model: Any, tmp_path: Path) -> None:
+    from export.onnx_graph import export_model_dir
+
+    model_dir = tmp_path / "model"
+    save_model(tiny_model, model_dir)
+    before = read_manifest(model_dir)
+    path, report = export_model_dir(model_dir, verify=True, parity_molecules=16)
+    assert path == model_dir / ONNX_GRAPH and report is not None and report.ok
+    after = read_manifest(model_dir)
+    assert ONNX_GRAPH in after["files"]
+    # Derived file: the model identity (and so every cache key) is unchanged.
+    assert after["model_sha256"] == before["model_sha256"]
+    load_model(model_dir)  # verifies every file, the ONNX graph included
+
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    data = bytearray((broken / ONNX_GRAPH).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (broken / ONNX_GRAPH).write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"graph\.onnx"):
+        load_model(broken)
+
+
+def test_cli_export_onnx(tiny_model: Any, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from llamo_plugin.cli.main import main
+
+    model_dir = tmp_path / "model"
+    save_model(tiny_model, model_dir)
+    assert main(["export-onnx", str(model_dir)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["onnx"].endswith(ONNX_GRAPH) and out["bytes"] > 0
+    assert main(["export-onnx", str(tmp_path / "missing")]) == 1

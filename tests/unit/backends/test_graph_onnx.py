@@ -1,0 +1,36 @@
+"""Graph encoders: onnxruntime and PyTorch give the same tokens; provider selection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from llamo_plugin.backends.graph_onnx import OnnxGraphEncoder, TorchGraphEncoder, onnx_providers
+from llamo_plugin.chem.featurize import featurize
+from llamo_plugin.chem.smiles import parse_smiles
+from llamo_plugin.graph.batching import collate_graphs
+
+
+def test_onnx_and_torch_encoders_agree(tiny_model: Any, tiny_onnx: Path) -> None:
+    batch = collate_graphs(
+        [featurize(parse_smiles(s)) for s in ["CCO", "c1ccccc1N", "[Na+].[Cl-]", "C"]]
+    )
+    a = OnnxGraphEncoder(tiny_onnx, device="cpu", num_threads=1).encode(batch)
+    b = TorchGraphEncoder(tiny_model.graph).encode(batch)
+    assert a.dtype == np.float32 and a.shape == b.shape == (4, 28, 64)
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+
+
+def test_cpu_provider_by_default_without_gpu() -> None:
+    import onnxruntime as ort
+
+    assert onnx_providers("cpu") == ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        assert onnx_providers("auto") == ["CPUExecutionProvider"]
+        with pytest.raises(RuntimeError, match="onnxruntime-gpu"):
+            onnx_providers("cuda")
+    else:  # pragma: no cover - GPU machines
+        assert onnx_providers("auto")[0] == "CUDAExecutionProvider"
