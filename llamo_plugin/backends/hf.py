@@ -26,12 +26,20 @@ class HFBackend:
 
     name = "hf"
 
-    def __init__(self, model: Any, max_batch_size: int = 64, max_batch_tokens: int = 32768) -> None:
+    def __init__(
+        self,
+        model: Any,
+        max_batch_size: int = 64,
+        max_batch_tokens: int = 32768,
+        preallocate_cache: bool = True,
+    ) -> None:
         """``model``: a :class:`~llamo_plugin.model.llamo.LlamoModel` (its LM and tokenizer
-        are used; its graph encoder is not)."""
+        are used; its graph encoder is not). ``preallocate_cache``: write the KV cache into
+        one buffer instead of growing it by concatenation (same tokens, faster)."""
         self.model = model
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
+        self.preallocate_cache = preallocate_cache
 
     def generate(
         self,
@@ -49,7 +57,11 @@ class HFBackend:
                 raise CancelledError("generation cancelled")
             tokens = torch.from_numpy(np.stack([prompts[i].graph_tokens for i in batch]))
             gens = self.model.generate_with_graph_tokens(
-                [prompts[i].prompt for i in batch], tokens, decode, should_stop=should_stop
+                [prompts[i].prompt for i in batch],
+                tokens,
+                decode,
+                should_stop=should_stop,
+                preallocate_cache=self.preallocate_cache,
             )
             if should_stop is not None and should_stop():
                 raise CancelledError("generation cancelled")

@@ -186,10 +186,13 @@ class LlamoModel(nn.Module):
         decode: DecodeConfig | None = None,
         *,
         should_stop: Callable[[], bool] | None = None,
+        preallocate_cache: bool = False,
     ) -> list[Generation]:
         """Greedy answers for one batch of prompts whose graph tokens ``[B, T, D]`` were
-        computed elsewhere (e.g. by onnxruntime). Left padding, KV cache; ``should_stop`` is
-        polled after every decoding step and ends generation for the whole batch."""
+        computed elsewhere (e.g. by onnxruntime). Left padding, KV cache (``preallocate_cache``:
+        :mod:`~llamo_plugin.model.kv_cache`, same tokens, no per-step copy of the cache);
+        ``should_stop`` is polled after every decoding step and ends generation for the whole
+        batch."""
         if not prompts:
             return []
         decode = decode or self.config.decode
@@ -207,6 +210,12 @@ class LlamoModel(nn.Module):
                     )
 
             kwargs["stopping_criteria"] = StoppingCriteriaList([_Cancel()])
+        if preallocate_cache:
+            from llamo_plugin.model.kv_cache import preallocated_cache
+
+            kwargs["past_key_values"] = preallocated_cache(
+                self.lm, embeds.shape[1] + decode.max_new_tokens
+            )
         out = self.lm.generate(
             inputs_embeds=embeds,
             attention_mask=batch.attention_mask.to(self.device),
