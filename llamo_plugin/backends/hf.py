@@ -32,14 +32,18 @@ class HFBackend:
         max_batch_size: int = 64,
         max_batch_tokens: int = 32768,
         preallocate_cache: bool = True,
+        compact: bool = True,
     ) -> None:
         """``model``: a :class:`~llamo_plugin.model.llamo.LlamoModel` (its LM and tokenizer
         are used; its graph encoder is not). ``preallocate_cache``: write the KV cache into
-        one buffer instead of growing it by concatenation (same tokens, faster)."""
+        one buffer instead of growing it by concatenation (same tokens, faster); ``compact``:
+        our greedy loop (:mod:`llamo_plugin.model.greedy`), which also drops finished rows
+        from the batch; ``False`` uses transformers' ``generate``."""
         self.model = model
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
         self.preallocate_cache = preallocate_cache
+        self.compact = compact
 
     def generate(
         self,
@@ -62,6 +66,7 @@ class HFBackend:
                 decode,
                 should_stop=should_stop,
                 preallocate_cache=self.preallocate_cache,
+                compact=self.compact,
             )
             if should_stop is not None and should_stop():
                 raise CancelledError("generation cancelled")

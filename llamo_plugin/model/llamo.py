@@ -187,10 +187,13 @@ class LlamoModel(nn.Module):
         *,
         should_stop: Callable[[], bool] | None = None,
         preallocate_cache: bool = False,
+        compact: bool = False,
     ) -> list[Generation]:
         """Greedy answers for one batch of prompts whose graph tokens ``[B, T, D]`` were
         computed elsewhere (e.g. by onnxruntime). Left padding, KV cache (``preallocate_cache``:
-        :mod:`~llamo_plugin.model.kv_cache`, same tokens, no per-step copy of the cache);
+        :mod:`~llamo_plugin.model.kv_cache`, same tokens, no per-step copy of the cache;
+        ``compact``: :func:`~llamo_plugin.model.greedy.greedy_decode`, which also drops
+        finished rows from the batch);
         ``should_stop`` is polled after every decoding step and ends generation for the whole
         batch."""
         if not prompts:
@@ -210,6 +213,22 @@ class LlamoModel(nn.Module):
                     )
 
             kwargs["stopping_criteria"] = StoppingCriteriaList([_Cancel()])
+        if compact:
+            from llamo_plugin.model.greedy import greedy_decode
+
+            ids, cancelled = greedy_decode(
+                self.lm,
+                embeds,
+                batch.attention_mask.to(self.device),
+                decode,
+                self.tokenizer.eos_token_id,
+                should_stop=should_stop,
+            )
+            if cancelled:
+                from llamo_plugin.errors import CancelledError
+
+                raise CancelledError("generation cancelled")
+            return [self._decode_ids(row) for row in ids]
         if preallocate_cache:
             from llamo_plugin.model.kv_cache import preallocated_cache
 
