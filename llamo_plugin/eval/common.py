@@ -75,7 +75,7 @@ def run_model(
     instructions: Sequence[Any],
     *,
     max_new_tokens: int,
-    batch_size: int = 16,
+    batch_size: int = 64,
     log_every: int = 256,
     free_text: bool = False,
 ) -> list[ModelOutput]:
@@ -83,8 +83,9 @@ def run_model(
 
     With ``free_text`` (descriptions) the model's own decode settings apply (its repetition
     control); otherwise plain greedy decoding (numbers and names must not be penalised for
-    repeating characters). Invalid SMILES give ``ModelOutput("", "invalid_smiles")``; nothing
-    is dropped.
+    repeating characters). Runs through :class:`~llamo_plugin.pipeline.Pipeline` (batched,
+    deduplicated, same tokens as batch-1 decoding). Invalid SMILES give
+    ``ModelOutput("", "invalid_smiles")``; nothing is dropped.
     """
     from llamo_plugin.config import DecodeConfig
 
@@ -94,19 +95,22 @@ def run_model(
         decode = model.config.decode.replace(max_new_tokens=max_new_tokens)
     else:
         decode = DecodeConfig(max_new_tokens=max_new_tokens)
+    from llamo_plugin.backends.hf import HFBackend
+    from llamo_plugin.pipeline import Pipeline
+
+    pipe = Pipeline(model, backend=HFBackend(model, max_batch_size=batch_size))
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % max(log_every, 1) < pipe.chunk_size:
+            logger.info("generated %d/%d unique requests", done, total)
+
+    rows = pipe.run(list(smiles), list(instructions), decode=decode, progress=progress)
     outputs: list[ModelOutput] = []
-    step = max(log_every, batch_size)
-    for start in range(0, len(smiles), step):
-        answers = model.answer(list(smiles[start:start + step]),
-                               instructions=list(instructions[start:start + step]),
-                               decode=decode, batch_size=batch_size)
-        for a in answers:
-            if a.status != "ok":
-                outputs.append(ModelOutput("", "invalid_smiles"))
-            else:
-                stop = a.generation.stop_reason if a.generation is not None else "eos"
-                outputs.append(ModelOutput(a.text or "", stop))
-        logger.info("generated %d/%d", len(outputs), len(smiles))
+    for r in rows:
+        if r.status != "ok":
+            outputs.append(ModelOutput("", "invalid_smiles"))
+        else:
+            outputs.append(ModelOutput(r.text or "", r.stop_reason or "eos"))
     return outputs
 
 
