@@ -1,4 +1,5 @@
-"""``llamo demo [TABLE]``: describe every molecule of a small CSV table and print the rows.
+"""``llamo demo [TABLE]``: describe every molecule of a small CSV table, predict its HOMO,
+LUMO and gap, and print the rows.
 
 This is the project's main job in miniature: a SMILES column in, an answer column and a
 per-row status out (bad rows get a status and an empty answer, never a crash).
@@ -31,14 +32,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--smiles-column", default="smiles")
     parser.add_argument("--instruction", default=DEFAULT_INSTRUCTION)
-    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--max-new-tokens", type=int, default=256, help="description length cap")
     parser.add_argument("--limit", type=int, default=None, help="only the first N rows")
 
 
 def run(args: argparse.Namespace) -> int:
     from llamo_plugin.config import DecodeConfig
     from llamo_plugin.errors import CheckpointError
+    from llamo_plugin.eval.property import parse_number
+    from llamo_plugin.pipeline import Pipeline
     from llamo_plugin.registry import load_model_or_tiny
+    from llamo_plugin.tasks import PROPERTIES
 
     if not args.table.is_file():
         logger.error("no such table: %s", args.table)
@@ -56,20 +60,34 @@ def run(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         logger.error("%s", exc)
         return 2
-    answers = model.answer(
-        [r[args.smiles_column] for r in rows],
+    pipe = Pipeline(model)
+    smiles = [r[args.smiles_column] for r in rows]
+    # Descriptions with the model's own repetition control; numbers with plain greedy decoding.
+    described = pipe.run(
+        smiles,
         args.instruction,
-        decode=DecodeConfig(max_new_tokens=args.max_new_tokens),
+        task="description",
+        decode=model.config.decode.replace(max_new_tokens=args.max_new_tokens),
     )
+    values: dict[str, list[float | None]] = {}
+    for prop, spec in PROPERTIES.items():
+        answers = pipe.run(
+            smiles,
+            spec.default_instruction,
+            task="property",
+            decode=DecodeConfig(max_new_tokens=spec.max_new_tokens),
+        )
+        values[prop.value] = [parse_number(a.text) if a.status == "ok" else None for a in answers]
     writer = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
-    columns = [*(rows[0].keys() if rows else []), "description", "status"]
-    writer.writerow(columns)
-    for row, answer in zip(rows, answers, strict=True):
-        status = answer.status if answer.status != "ok" else answer.generation.stop_reason
-        writer.writerow([*row.values(), " ".join((answer.text or "").split()), status])
-    n_bad = sum(a.status != "ok" for a in answers)
+    props = list(values)
+    writer.writerow([*(rows[0].keys() if rows else []), "description", *props, "status"])
+    for i, (row, answer) in enumerate(zip(rows, described, strict=True)):
+        status = answer.status if answer.status != "ok" else answer.stop_reason
+        numbers = ["" if values[p][i] is None else f"{values[p][i]:.4f}" for p in props]
+        writer.writerow([*row.values(), " ".join((answer.text or "").split()), *numbers, status])
+    n_bad = sum(a.status != "ok" for a in described)
     logger.info(
-        "model %s (%s): %d rows, %d invalid",
+        "model %s (%s): %d rows, %d invalid; properties in Hartree",
         model.config.name,
         (model.checksum or "unsaved")[:12],
         len(rows),

@@ -35,13 +35,19 @@ def test_demo_prints_rows_with_statuses() -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     header = lines[0].split("\t")
-    assert header[-2:] == ["description", "status"]
+    assert header[-5:] == ["description", "homo", "lumo", "gap", "status"]
     rows = [line.split("\t") for line in lines[1:]]
     assert len(rows) == 10  # every input row comes back, bad ones included
+    assert all(len(r) == len(header) for r in rows)
     statuses = {r[1]: r[-1] for r in rows}
     assert statuses["not a molecule"] == "invalid_smiles"
     assert statuses["empty"] == "invalid_smiles"
     assert statuses["aspirin"] in {"eos", "length"}
+    bad = next(r for r in rows if r[1] == "empty")
+    assert bad[-5:-1] == ["", "", "", ""]  # missing values, not made-up numbers
+    for r in rows:  # a property cell is empty or a number
+        for cell in r[-4:-1]:
+            assert cell == "" or float(cell) == float(cell)
 
 
 def test_demo_bad_inputs_are_clear_errors(tmp_path, caplog) -> None:
