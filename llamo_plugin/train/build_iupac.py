@@ -17,22 +17,20 @@ nothing), ``unnamed`` (openclatura gave no name), ``error`` (openclatura raised)
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import importlib.metadata
 import logging
 import random
 import shutil
-import signal
 import tempfile
-import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from llamo_plugin.chem.naming import generate_name
 from llamo_plugin.tasks import IUPAC, Task
 from llamo_plugin.train.context import BuildContext, make_context, pick
 from llamo_plugin.train.records import BuildStats, InstructionRecord, write_jsonl
@@ -50,7 +48,6 @@ logger = logging.getLogger(__name__)
 EXACT = "exact"
 CACHE_COLUMNS = ("smiles", "name", "opsin_smiles", "status")
 #: Seconds openclatura may spend on one molecule (main thread only).
-NAME_TIMEOUT_S = 20
 #: Molecules per naming chunk (one OPSIN call each; OPSIN's JVM warms up over a batch).
 CHUNK = 5000
 
@@ -100,53 +97,6 @@ def _append_cache(path: Path, results: Sequence[NameResult]) -> None:
 
 
 # --------------------------------------------------------------------------- naming
-
-
-class _TimeoutError(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def _time_limit(seconds: int) -> Iterator[None]:
-    """Raise :class:`_TimeoutError` after ``seconds`` (only in the main thread; else no limit)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise _TimeoutError
-
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
-def _clean_name(name: object) -> str:
-    text = str(name or "").strip()
-    if not text or any(ch in text for ch in "\t\n\r"):
-        return ""
-    return text
-
-
-def generate_name(smiles: str) -> tuple[str, str]:
-    """``(name, status)`` from openclatura; status ``""`` when a name was produced."""
-    import openclatura
-
-    try:
-        with _time_limit(NAME_TIMEOUT_S):
-            result = openclatura.name(smiles)
-    except _TimeoutError:
-        return "", "error"
-    except Exception:
-        return "", "error"
-    name = _clean_name(getattr(result, "name", ""))
-    if not getattr(result, "ok", False) or not name:
-        return "", "unnamed"
-    return name, ""
 
 
 def opsin_parse(names: Sequence[str]) -> list[str]:

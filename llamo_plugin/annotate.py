@@ -1,0 +1,262 @@
+"""Annotate a table of molecules: the columns the KNIME nodes and ``llamo annotate`` append.
+
+:class:`Annotator` takes one batch of rows of a larger table (the SMILES column, and the
+question column for Q&A) and returns the columns of the requested tasks, row-aligned (the
+caller keeps its input columns untouched and appends these):
+
+- ``description``: the model's description (+ optionally the most similar molecule of a
+  reference set: ``nn_smiles``, ``nn_similarity``, ``nn_caption``);
+- ``property``: ``homo_hartree``, ``lumo_hartree``, ``gap_hartree`` (float, missing when the
+  answer holds no number; optionally ``*_ev``);
+- ``iupac``: ``iupac_name``, ``iupac_roundtrip`` (OPSIN parses the name back to: ``exact`` /
+  ``stereo_differs`` / ``different_structure`` / ``unparseable``), ``iupac_source``
+  (``model``, or ``openclatura`` when the model's name did not round-trip exactly and the
+  rule-based fallback did);
+- ``qa``: ``answer`` to one question for all rows or a question column;
+- always ``llamo_error``: why a row has missing outputs (invalid SMILES, missing question),
+  missing otherwise.
+
+Bad rows are data: they get missing outputs and an error, never an exception (unless
+``fail_on_error``, which raises :class:`RowError` naming the first bad row).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from llamo_plugin.config import DecodeConfig, FrozenConfig
+from llamo_plugin.errors import ConfigError, LlamoError
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("description", "property", "iupac", "qa")
+PROPERTY_NAMES = ("homo", "lumo", "gap")
+HARTREE_TO_EV = 27.211386245988
+ERROR_COLUMN = "llamo_error"
+
+
+class RowError(LlamoError):
+    """A bad row when the caller asked to fail instead of writing a missing value."""
+
+
+@dataclass(frozen=True)
+class AnnotateOptions(FrozenConfig):
+    """What to append. Unknown keys are rejected (saved settings stay meaningful)."""
+
+    tasks: tuple[str, ...] = ("description",)
+    properties: tuple[str, ...] = PROPERTY_NAMES
+    add_ev: bool = False
+    iupac_fallback: bool = True
+    question: str = ""
+    question_column: str = ""
+    nearest_neighbour: bool = False
+    fail_on_error: bool = False
+
+    def __post_init__(self) -> None:
+        bad = set(self.tasks) - set(TASKS)
+        if bad or not self.tasks:
+            raise ConfigError(f"tasks must be among {TASKS}, got {list(self.tasks)}")
+        if set(self.properties) - set(PROPERTY_NAMES) or not self.properties:
+            raise ConfigError(f"properties must be among {PROPERTY_NAMES}")
+        if "qa" in self.tasks and not (self.question.strip() or self.question_column):
+            raise ConfigError("the qa task needs a question or a question column")
+
+
+def output_columns(options: AnnotateOptions) -> list[tuple[str, str]]:
+    """``(name, kind)`` of every appended column, in order; kind is ``str`` or ``float``."""
+    cols: list[tuple[str, str]] = []
+    if "description" in options.tasks:
+        cols.append(("description", "str"))
+        if options.nearest_neighbour:
+            cols += [("nn_smiles", "str"), ("nn_similarity", "float"), ("nn_caption", "str")]
+    if "property" in options.tasks:
+        for p in options.properties:
+            cols.append((f"{p}_hartree", "float"))
+            if options.add_ev:
+                cols.append((f"{p}_ev", "float"))
+    if "iupac" in options.tasks:
+        cols += [("iupac_name", "str"), ("iupac_roundtrip", "str"), ("iupac_source", "str")]
+    if "qa" in options.tasks:
+        cols.append(("answer", "str"))
+    cols.append((ERROR_COLUMN, "str"))
+    return cols
+
+
+@dataclass
+class AnnotateStats:
+    """Counters over every batch annotated so far."""
+
+    rows: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    cache_hits: int = 0
+    generated: int = 0
+    unparseable_numbers: int = 0
+    iupac_fallbacks: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "errors": dict(self.errors),
+            "cache_hits": self.cache_hits,
+            "generated": self.generated,
+            "unparseable_numbers": self.unparseable_numbers,
+            "iupac_fallbacks": self.iupac_fallbacks,
+        }
+
+
+def _error_kind(message: str) -> str:
+    """A short kind for the summary: ``missing``, ``empty``, ``unparseable``, ..."""
+    for kind in ("missing instruction", "missing", "empty", "unparseable", "whitespace"):
+        if kind in message:
+            return kind.replace(" ", "_")
+    return "invalid"
+
+
+class Annotator:
+    """Appends task columns to batches of rows with one :class:`~llamo_plugin.pipeline.Pipeline`."""
+
+    def __init__(self, pipeline: Any, options: AnnotateOptions) -> None:
+        self.pipeline = pipeline
+        self.options = options
+        self.stats = AnnotateStats()
+        self._nn: Any = None
+
+    def _run(
+        self, smiles: Sequence[Any], instruction: Any, task: str, decode: DecodeConfig, **kw: Any
+    ) -> list[Any]:
+        rows = self.pipeline.run(smiles, instruction, task=task, decode=decode, **kw)
+        self.stats.cache_hits += self.pipeline.stats.cache_hits
+        self.stats.generated += self.pipeline.stats.generated
+        return rows
+
+    def annotate(
+        self,
+        smiles: Sequence[Any],
+        questions: Sequence[Any] | None = None,
+        *,
+        progress: Any = None,
+        should_stop: Any = None,
+    ) -> dict[str, list[Any]]:
+        """Output columns (name -> values, one per row) for one batch of SMILES.
+
+        ``questions``: per-row questions (the ``question_column``); else ``options.question``.
+        """
+        from llamo_plugin.eval.property import parse_number
+        from llamo_plugin.tasks import DESCRIPTION, IUPAC, PROPERTIES, QA_MAX_NEW_TOKENS, Property
+
+        opts = self.options
+        n = len(smiles)
+        model_decode = self.pipeline.model.config.decode
+        out: dict[str, list[Any]] = {}
+        errors: list[str | None] = [None] * n
+        kw = {"progress": progress, "should_stop": should_stop}
+
+        def note(rows: list[Any]) -> None:
+            for i, r in enumerate(rows):
+                if r.status != "ok" and errors[i] is None:
+                    errors[i] = r.error or r.status
+
+        if "description" in opts.tasks:
+            rows = self._run(
+                smiles,
+                DESCRIPTION.default_instruction,
+                "description",
+                model_decode.replace(max_new_tokens=DESCRIPTION.max_new_tokens),
+                **kw,
+            )
+            note(rows)
+            out["description"] = [r.text if r.status == "ok" else None for r in rows]
+            if opts.nearest_neighbour:
+                if self._nn is None:
+                    from llamo_plugin.eval.retrieval import NearestNeighbours
+
+                    self._nn = NearestNeighbours.from_table()
+                hits = self._nn.query(list(smiles))
+                out["nn_smiles"] = [h.smiles if h else None for h in hits]
+                out["nn_similarity"] = [h.similarity if h else None for h in hits]
+                out["nn_caption"] = [h.caption if h else None for h in hits]
+        if "property" in opts.tasks:
+            for name in opts.properties:
+                spec = PROPERTIES[Property(name)]
+                rows = self._run(
+                    smiles,
+                    spec.default_instruction,
+                    "property",
+                    DecodeConfig(max_new_tokens=spec.max_new_tokens),
+                    **kw,
+                )
+                note(rows)
+                values = []
+                for r in rows:
+                    v = parse_number(r.text) if r.status == "ok" else None
+                    if r.status == "ok" and v is None:
+                        self.stats.unparseable_numbers += 1
+                    values.append(v)
+                out[f"{name}_hartree"] = values
+                if opts.add_ev:
+                    out[f"{name}_ev"] = [None if v is None else v * HARTREE_TO_EV for v in values]
+        if "iupac" in opts.tasks:
+            rows = self._run(
+                smiles,
+                IUPAC.default_instruction,
+                "iupac",
+                DecodeConfig(max_new_tokens=IUPAC.max_new_tokens),
+                **kw,
+            )
+            note(rows)
+            out.update(self._iupac_columns(rows))
+        if "qa" in opts.tasks:
+            if questions is not None:
+                instr: Any = [q if isinstance(q, str) else "" for q in questions]
+            else:
+                instr = opts.question
+            rows = self._run(
+                smiles, instr, "qa", DecodeConfig(max_new_tokens=QA_MAX_NEW_TOKENS), **kw
+            )
+            note(rows)
+            out["answer"] = [r.text if r.status == "ok" else None for r in rows]
+        out[ERROR_COLUMN] = errors
+        self.stats.rows += n
+        for e in errors:
+            if e is not None:
+                self.stats.errors[_error_kind(e)] += 1
+        if opts.fail_on_error:
+            bad = next((i for i, e in enumerate(errors) if e is not None), None)
+            if bad is not None:
+                raise RowError(f"row {bad} ({smiles[bad]!r}): {errors[bad]}")
+        return out
+
+    def _iupac_columns(self, rows: list[Any]) -> dict[str, list[Any]]:
+        """Names, OPSIN round-trip statuses and sources (with the openclatura fallback)."""
+        from llamo_plugin.chem.opsin import roundtrip_status
+
+        ok = [i for i, r in enumerate(rows) if r.status == "ok"]
+        names: list[Any] = [None] * len(rows)
+        status: list[Any] = [None] * len(rows)
+        source: list[Any] = [None] * len(rows)
+        if not ok:
+            return {"iupac_name": names, "iupac_roundtrip": status, "iupac_source": source}
+        model_names = [rows[i].text for i in ok]
+        smiles = [rows[i].canonical_smiles for i in ok]
+        checked = roundtrip_status(model_names, smiles)
+        for i, name, st in zip(ok, model_names, checked, strict=True):
+            names[i], status[i], source[i] = name, st, "model"
+        if self.options.iupac_fallback:
+            from llamo_plugin.chem.naming import generate_name
+
+            todo = [i for i in ok if status[i] != "exact"]
+            fallback = [generate_name(rows[i].canonical_smiles)[0] for i in todo]
+            named = [(i, f) for i, f in zip(todo, fallback, strict=True) if f]
+            if named:
+                fb_status = roundtrip_status(
+                    [f for _, f in named], [rows[i].canonical_smiles for i, _ in named]
+                )
+                for (i, f), st in zip(named, fb_status, strict=True):
+                    if st == "exact":
+                        names[i], status[i], source[i] = f, st, "openclatura"
+                        self.stats.iupac_fallbacks += 1
+        return {"iupac_name": names, "iupac_roundtrip": status, "iupac_source": source}

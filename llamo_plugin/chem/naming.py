@@ -1,0 +1,62 @@
+"""Rule-based IUPAC names from ``openclatura`` (the training names and the IUPAC fallback).
+
+``openclatura`` can take very long on a few pathological structures, so each call is limited
+to :data:`NAME_TIMEOUT_S` seconds where a timer signal is available (the main thread on
+POSIX); elsewhere it runs unbounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+NAME_TIMEOUT_S = 20
+
+
+class _TimeoutError(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: int) -> Iterator[None]:
+    """Raise :class:`_TimeoutError` after ``seconds`` (only in the main thread; else no limit)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise _TimeoutError
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _clean_name(name: object) -> str:
+    text = str(name or "").strip()
+    if not text or any(ch in text for ch in "\t\n\r"):
+        return ""
+    return text
+
+
+def generate_name(smiles: str) -> tuple[str, str]:
+    """``(name, status)`` from openclatura; status ``""`` when a name was produced."""
+    import openclatura
+
+    try:
+        with _time_limit(NAME_TIMEOUT_S):
+            result = openclatura.name(smiles)
+    except _TimeoutError:
+        return "", "error"
+    except Exception:
+        return "", "error"
+    name = _clean_name(getattr(result, "name", ""))
+    if not getattr(result, "ok", False) or not name:
+        return "", "unnamed"
+    return name, ""
