@@ -18,6 +18,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "llamo_plugin.cli.demo",
         "describe the molecules of a small table (CSV) and print them",
     ),
+    "annotate": (
+        "llamo_plugin.cli.annotate",
+        "append descriptions, properties, IUPAC names or answers to a molecule table",
+    ),
     "info": ("llamo_plugin.cli.info", "show a model directory's config and checksum"),
     "train": ("llamo_plugin.cli.train", "train (or resume) a small LLaMo from a config"),
     "convert-checkpoint": (
