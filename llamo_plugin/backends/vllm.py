@@ -76,6 +76,13 @@ class VLLMBackend:
         kwargs.update(engine_kwargs)
         self.llm = LLM(**kwargs)
 
+    def close(self) -> None:
+        """Stop vLLM's engine process now (instead of at interpreter exit)."""
+        engine = getattr(self.llm, "llm_engine", None)
+        core = getattr(engine, "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+
     def sampling_params(self, decode: DecodeConfig) -> Any:
         from vllm import SamplingParams
 

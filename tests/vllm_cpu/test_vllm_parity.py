@@ -68,13 +68,14 @@ def _inputs(model: Any) -> list[PromptInputs]:
 
 
 @pytest.fixture(scope="module")
-def backends(model_dir: Path) -> tuple[Any, Any, Any]:
+def backends(model_dir: Path) -> Any:
     from llamo_plugin.backends.vllm import VLLMBackend
     from llamo_plugin.checkpoint.format import load_model
 
     model = load_model(model_dir)
     vllm = VLLMBackend(model_dir, model, max_model_len=512, gpu_memory_utilization=0.5)
-    return model, HFBackend(model), vllm
+    yield model, HFBackend(model), vllm
+    vllm.close()
 
 
 @pytest.mark.parametrize(
