@@ -7,9 +7,9 @@ Everything is measured in one run, on one model and one set of molecules:
 - **pipeline**: :class:`~llamo_plugin.pipeline.Pipeline` (onnxruntime graph encoder, length-
   bucketed batched ``hf`` decoding, dedupe), on the distinct molecules, on a table with 30 %
   repeated rows, and again on that table served from a fresh answer cache;
-- **graph encoder**: molecules/s of onnxruntime vs PyTorch at batch 1 and 256, molecules
-  sorted by atom count as the pipeline batches them (featurisation excluded; it is the same
-  for both);
+- **graph encoder**: molecules/s of onnxruntime vs PyTorch for calls of 1 and 256 molecules
+  (:func:`~llamo_plugin.backends.graph_onnx.encode_in_buckets` groups each call's molecules
+  by size, as the pipeline does; featurisation excluded, it is the same for both);
 - **decode efficiency**: achieved model FLOP/s while decoding divided by the fp32
   matrix-multiply FLOP/s measured in the same run (the roofline), at several batch sizes.
 """
@@ -120,24 +120,24 @@ def _reference(
 def _graph_encoder_rates(
     model: Any, onnx_encoder: Any, smiles: Sequence[str], batch_sizes: Sequence[int]
 ) -> dict[str, float]:
-    from llamo_plugin.backends.graph_onnx import TorchGraphEncoder
+    from llamo_plugin.backends.graph_onnx import TorchGraphEncoder, encode_in_buckets
     from llamo_plugin.chem.featurize import featurize
     from llamo_plugin.chem.smiles import parse_smiles
-    from llamo_plugin.graph.batching import collate_graphs
 
-    # Sorted by size, as the pipeline batches them (similar sizes, little padding).
-    graphs = sorted((featurize(parse_smiles(s)) for s in smiles), key=lambda g: g.num_atoms)
+    graphs = [featurize(parse_smiles(s)) for s in smiles]
     encoders = {"onnxruntime": onnx_encoder, "torch": TorchGraphEncoder(model.graph)}
     rates: dict[str, float] = {}
     for size in batch_sizes:
-        batches = [collate_graphs(graphs[i : i + size]) for i in range(0, len(graphs), size)]
+        # Each call gets `size` molecules; inside it, encode_in_buckets groups them by size
+        # (as the pipeline does), so one large molecule does not pad the whole batch.
+        calls = [graphs[i : i + size] for i in range(0, len(graphs), size)]
         for name, encoder in encoders.items():
-            encoder.encode(batches[0])  # warm-up
+            encode_in_buckets(encoder, calls[0])  # warm-up
             reps = max(1, math.ceil(256 / len(graphs)))
             t0 = time.perf_counter()
             for _ in range(reps):
-                for b in batches:
-                    encoder.encode(b)
+                for c in calls:
+                    encode_in_buckets(encoder, c)
             rates[f"{name}_batch{size}"] = reps * len(graphs) / (time.perf_counter() - t0)
     return rates
 

@@ -115,9 +115,9 @@ class Pipeline:
     # ------------------------------------------------------------------ helpers
     def _prepare_chunk(self, items: Sequence[tuple[Any, str]]) -> list[PromptInputs]:
         """Featurise, encode prompts and run the graph encoder for (molecule, instruction)."""
+        from llamo_plugin.backends.graph_onnx import encode_in_buckets
         from llamo_plugin.chem.featurize import featurize
         from llamo_plugin.chem.smiles import prompt_smiles
-        from llamo_plugin.graph.batching import collate_graphs
         from llamo_plugin.prompt.assemble import encode_conversation
 
         config = self.model.config
@@ -132,7 +132,7 @@ class Pipeline:
             )
             for mol, instruction in items
         ]
-        tokens = self.graph_encoder.encode(collate_graphs(graphs))
+        tokens = encode_in_buckets(self.graph_encoder, graphs)
         return [PromptInputs(p, tokens[i]) for i, p in enumerate(prompts)]
 
     def _chunks(self, items: list[tuple[Any, str]], should_stop: ShouldStop | None) -> Any:

@@ -83,3 +83,38 @@ class TorchGraphEncoder:
         with torch.inference_mode():
             out = self.module(**to_torch(graph_batch_inputs(batch), device))
         return out.float().cpu().numpy()
+
+
+def encode_in_buckets(
+    encoder: GraphEncoder, graphs: list[Any], max_padded_atoms: int = 4096
+) -> np.ndarray:
+    """Graph tokens ``[B, T, D]`` for ``graphs`` (in their order), encoded in sub-batches of
+    similar size.
+
+    The graph tokenizer pads every molecule of a batch to the largest one (``[B, A]``); one
+    300-atom molecule among 255 small ones would make the whole batch 300 wide. Molecules are
+    therefore sorted by atom count and cut into sub-batches whose padded size
+    ``len(batch) * max_atoms`` stays within ``max_padded_atoms`` (a molecule larger than that
+    goes alone). Results do not depend on the batching (tested).
+    """
+    from llamo_plugin.graph.batching import collate_graphs
+
+    if not graphs:
+        raise ValueError("no molecules to encode")
+    order = sorted(range(len(graphs)), key=lambda i: graphs[i].num_atoms)
+    buckets: list[list[int]] = []
+    current: list[int] = []
+    for i in order:  # ascending size: the newest member is the widest
+        if current and (len(current) + 1) * graphs[i].num_atoms > max_padded_atoms:
+            buckets.append(current)
+            current = []
+        current.append(i)
+    buckets.append(current)
+    out: np.ndarray | None = None
+    for bucket in buckets:
+        tokens = encoder.encode(collate_graphs([graphs[i] for i in bucket]))
+        if out is None:
+            out = np.empty((len(graphs), *tokens.shape[1:]), dtype=tokens.dtype)
+        out[bucket] = tokens
+    assert out is not None
+    return out

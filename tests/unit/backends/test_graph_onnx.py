@@ -34,3 +34,14 @@ def test_cpu_provider_by_default_without_gpu() -> None:
             onnx_providers("cuda")
     else:  # pragma: no cover - GPU machines
         assert onnx_providers("auto")[0] == "CUDAExecutionProvider"
+
+
+def test_bucketed_encoding_equals_one_batch(tiny_model: Any) -> None:
+    from llamo_plugin.backends.graph_onnx import encode_in_buckets
+
+    smiles = ["C" * 40, "CCO", "c1ccccc1N", "C", "[Na+].[Cl-]", "CC(=O)Oc1ccccc1C(=O)O"] * 3
+    graphs = [featurize(parse_smiles(s)) for s in smiles]
+    enc = TorchGraphEncoder(tiny_model.graph)
+    whole = enc.encode(collate_graphs(graphs))
+    bucketed = encode_in_buckets(enc, graphs, max_padded_atoms=64)
+    np.testing.assert_allclose(bucketed, whole, atol=1e-5, rtol=0)
