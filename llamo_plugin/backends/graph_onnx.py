@@ -86,7 +86,7 @@ class TorchGraphEncoder:
 
 
 def encode_in_buckets(
-    encoder: GraphEncoder, graphs: list[Any], max_padded_atoms: int = 4096
+    encoder: GraphEncoder, graphs: list[Any], max_padded_atoms: int = 2048
 ) -> np.ndarray:
     """Graph tokens ``[B, T, D]`` for ``graphs`` (in their order), encoded in sub-batches of
     similar size.
