@@ -1,0 +1,1 @@
+"""Test stand-in of the ``knime`` package (see tests/knime_standin/README.md)."""

@@ -1,0 +1,1 @@
+"""Value types registered by KNIME plugins (stand-in)."""
