@@ -40,7 +40,15 @@ ERROR_COLUMN = "llamo_error"
 
 
 class RowError(LlamoError):
-    """A bad row when the caller asked to fail instead of writing a missing value."""
+    """A bad row when the caller asked to fail instead of writing a missing value.
+
+    Attributes: ``row`` (index in the batch), ``reason``.
+    """
+
+    def __init__(self, row: int, value: Any, reason: str) -> None:
+        super().__init__(f"row {row} ({value!r}): {reason}")
+        self.row = row
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -227,7 +235,7 @@ class Annotator:
         if opts.fail_on_error:
             bad = next((i for i, e in enumerate(errors) if e is not None), None)
             if bad is not None:
-                raise RowError(f"row {bad} ({smiles[bad]!r}): {errors[bad]}")
+                raise RowError(bad, smiles[bad], str(errors[bad]))
         return out
 
     def _iupac_columns(self, rows: list[Any]) -> dict[str, list[Any]]:

@@ -1,0 +1,181 @@
+"""What the four annotating nodes share: SMILES column choice, unique output names, missing
+values vs failing, the batch loop with progress and cancellation, typed output columns.
+
+The nodes are thin: :class:`llamo_plugin.annotate.Annotator` computes the columns, exactly as
+``llamo annotate`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import knime.extension as knext
+
+logger = logging.getLogger(__name__)
+
+
+class MissingHandling(knext.EnumParameterOptions):
+    MISSING = (
+        "Output missing values",
+        "A missing or invalid SMILES gives missing outputs and an entry in the error column.",
+    )
+    FAIL = ("Fail", "The node fails at the first missing or invalid SMILES, naming the row.")
+
+
+def smiles_types() -> list[Any]:
+    """Column types accepted as SMILES: plain strings and KNIME's SMILES types."""
+    types = [knext.string()]
+    try:
+        from knime.types.chemistry import SmilesAdapterValue, SmilesValue
+
+        types += [knext.logical(SmilesValue), knext.logical(SmilesAdapterValue)]
+    except (ImportError, TypeError):  # chemistry types not installed
+        pass
+    return types
+
+
+def is_smiles_column(column: Any) -> bool:
+    return column.ktype in smiles_types()
+
+
+def smiles_parameter() -> Any:
+    return knext.ColumnParameter(
+        "SMILES column",
+        "The column holding the molecules (string or SMILES type). "
+        "Chosen automatically when empty: a SMILES-typed column first, then a string column "
+        "named like 'smiles', then the first string column.",
+        column_filter=is_smiles_column,
+    )
+
+
+def missing_parameter() -> Any:
+    return knext.EnumParameter(
+        "If a SMILES is missing or invalid",
+        "What to do with bad rows.",
+        MissingHandling.MISSING.name,
+        MissingHandling,
+        style=knext.EnumParameter.Style.VALUE_SWITCH,
+    )
+
+
+def error_column_parameter() -> Any:
+    return knext.StringParameter(
+        "Error column",
+        "Says why a row has missing outputs (missing when the row is fine).",
+        "LLaMo error",
+    )
+
+
+def model_column_parameter() -> Any:
+    return knext.StringParameter(
+        "Model column",
+        "The model (name and sha256 checksum) that produced the row's outputs.",
+        "LLaMo model",
+    )
+
+
+def pick_smiles_column(node: Any, schema: Any) -> str:
+    """Check or auto-select the SMILES column (assigned back to the node)."""
+    columns = [c for c in schema if is_smiles_column(c)]
+    if node.smiles_column is None:
+        if not columns:
+            raise knext.InvalidParametersError("the input table has no string or SMILES column")
+        typed = [c for c in columns if c.ktype != knext.string()]  # KNIME SMILES types first
+        named = [c for c in columns if "smiles" in c.name.lower()]
+        node.smiles_column = (typed or named or columns)[0].name
+    elif node.smiles_column not in schema.column_names:
+        raise knext.InvalidParametersError(f"column {node.smiles_column!r} is not in the input")
+    elif not any(c.name == node.smiles_column for c in columns):
+        raise knext.InvalidParametersError(
+            f"column {node.smiles_column!r} is not a string or SMILES column"
+        )
+    return node.smiles_column
+
+
+def unique_names(wanted: list[str], existing: list[str]) -> list[str]:
+    """KNIME-style collision handling: ``name (#1)``, ``name (#2)``, ...; empty names rejected."""
+    taken = set(existing)
+    out = []
+    for name in wanted:
+        if not name.strip():
+            raise knext.InvalidParametersError("output column names must not be empty")
+        candidate, n = name, 0
+        while candidate in taken:
+            n += 1
+            candidate = f"{name} ({'#'}{n})"
+        taken.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def output_schema(schema: Any, names: list[str], kinds: list[str]) -> Any:
+    cols = [
+        knext.Column(knext.double() if k == "float" else knext.string(), n)
+        for n, k in zip(names, kinds, strict=True)
+    ]
+    return schema.append(cols).get()
+
+
+def run_batches(
+    ctx: Any,
+    table: Any,
+    smiles_column: str,
+    annotator: Any,
+    keys: list[str],
+    names: list[str],
+    kinds: list[str],
+    model_label: str,
+    question_column: str | None = None,
+) -> Any:
+    """Annotate ``table`` batch by batch; returns a BatchOutputTable with input columns kept."""
+    import pyarrow as pa
+
+    from llamo_plugin.annotate import RowError
+    from llamo_plugin.errors import CancelledError
+
+    out = knext.BatchOutputTable.create(row_ids="keep")
+    total = max(table.num_rows, 1)
+    done = 0
+
+    def cancelled() -> bool:
+        return bool(ctx.is_canceled())
+
+    for batch in table.batches():
+        if cancelled():
+            raise RuntimeError("Execution canceled.")
+        arrow = batch.to_pyarrow()
+        smiles = [None if v is None else str(v) for v in arrow.column(smiles_column).to_pylist()]
+        questions = (
+            None
+            if question_column is None
+            else [None if v is None else str(v) for v in arrow.column(question_column).to_pylist()]
+        )
+        try:
+            values = annotator.annotate(smiles, questions, should_stop=cancelled)
+        except CancelledError as exc:
+            raise RuntimeError("Execution canceled.") from exc
+        except RowError as exc:
+            row_id = arrow.column(0).to_pylist()[exc.row]
+            raise RuntimeError(f"RowID {row_id}: {exc.reason}") from exc
+        arrays = list(arrow.columns)
+        fields = list(arrow.schema)
+        for key, name, kind in zip(keys, names, kinds, strict=True):
+            col = values[key] if key != "__model__" else [model_label] * len(smiles)
+            typ = pa.float64() if kind == "float" else pa.string()
+            arrays.append(pa.array(col, type=typ))
+            fields.append(pa.field(name, typ))
+        out.append(knext.Table.from_pyarrow(pa.Table.from_arrays(arrays, schema=pa.schema(fields))))
+        done += batch.num_rows
+        ctx.set_progress(min(done / total, 1.0), f"{done} of {table.num_rows} rows")
+    if out.num_batches == 0:  # zero-row input: zero rows with the typed columns
+        arrow = table.to_pyarrow()
+        arrays = list(arrow.columns) + [
+            pa.array([], pa.float64() if k == "float" else pa.string()) for k in kinds
+        ]
+        fields = list(arrow.schema) + [
+            pa.field(n, pa.float64() if k == "float" else pa.string())
+            for n, k in zip(names, kinds, strict=True)
+        ]
+        out.append(knext.Table.from_pyarrow(pa.Table.from_arrays(arrays, schema=pa.schema(fields))))
+    return out

@@ -1,0 +1,417 @@
+"""LLaMo nodes for KNIME (``extension_module`` of knime.yml).
+
+Model Selector -> Molecule Description / Molecular Property Prediction / IUPAC Name /
+Molecule Q&A. Node ids and the model port id are stable: renaming a class here would orphan
+saved workflows, so every node passes an explicit ``id``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import knime.extension as knext
+from common import (
+    error_column_parameter,
+    missing_parameter,
+    model_column_parameter,
+    output_schema,
+    pick_smiles_column,
+    run_batches,
+    smiles_parameter,
+    unique_names,
+)
+from model_port import LlamoModelObject, LlamoModelSpec, llamo_model_port_type
+
+logger = logging.getLogger(__name__)
+
+category = knext.category(
+    path="/community",
+    level_id="llamo",
+    name="LLaMo",
+    description="LLaMo molecular graph assistant: describe molecules, predict HOMO/LUMO/gap, "
+    "name them and answer questions about them.",
+    icon="icons/category.png",
+)
+
+
+class ModelSource(knext.EnumParameterOptions):
+    EMBEDDED = ("Embedded default model", "The small LLaMo shipped with the extension (offline).")
+    LOCAL = (
+        "Local model directory",
+        "A model directory in our format, e.g. the official LLaMo "
+        "checkpoint converted with `llamo convert-checkpoint`.",
+    )
+
+
+class Device(knext.EnumParameterOptions):
+    AUTO = ("Auto", "A GPU when one is available, else the CPU.")
+    CPU = ("CPU", "Always the CPU.")
+    CUDA = ("CUDA", "An NVIDIA GPU (fails if none is available).")
+
+
+@knext.node(
+    "LLaMo Model Selector",
+    knext.NodeType.SOURCE,
+    "icons/model_selector.png",
+    category,
+    keywords=["LLaMo", "molecule", "LLM", "model"],
+    id="llamo-model-selector",
+)
+@knext.output_port(
+    "LLaMo model", "Which LLaMo model to use and where to run it.", llamo_model_port_type
+)
+class ModelSelector:
+    """Choose the LLaMo model for the downstream LLaMo nodes.
+
+    The port carries settings only: each downstream node loads the model itself (KNIME runs
+    every node in its own process). The embedded default model is a small LLaMo trained on
+    open data (see its model card); a local directory can hold the official LLaMo checkpoint
+    converted to our format. The model's checksums are verified when it is loaded.
+    """
+
+    source = knext.EnumParameter(
+        "Model", "Which model to use.", ModelSource.EMBEDDED.name, ModelSource
+    )
+    model_dir = knext.StringParameter(
+        "Model directory", "A model directory in our format (only for a local model).", ""
+    )
+    device = knext.EnumParameter(
+        "Device", "Where the language model runs.", Device.AUTO.name, Device
+    )
+
+    def _spec(self) -> LlamoModelSpec:
+        from pathlib import Path
+
+        from llamo_plugin.checkpoint.format import read_manifest
+        from llamo_plugin.registry import embedded_model_dir
+
+        source = "local" if self.source == ModelSource.LOCAL.name else "embedded"
+        spec = LlamoModelSpec(
+            source=source, model_dir=self.model_dir.strip(), device=self.device.lower()
+        )
+        spec.validate_context(None)
+        path = Path(spec.model_dir) if source == "local" else embedded_model_dir()
+        if path is not None:
+            spec.model_sha256 = read_manifest(path)["model_sha256"]
+            spec.model_name = path.name
+        return spec
+
+    def configure(self, ctx: Any) -> LlamoModelSpec:
+        return self._spec()
+
+    def execute(self, ctx: Any) -> LlamoModelObject:
+        return LlamoModelObject(self._spec())
+
+
+def _model_label(pipe: Any) -> str:
+    return f"{pipe.model.config.name} sha256:{pipe.model.checksum}"
+
+
+def _execute(
+    node: Any,
+    ctx: Any,
+    model: Any,
+    table: Any,
+    options: Any,
+    keys: list[str],
+    kinds: list[str],
+    wanted: list[str],
+    question_column: str | None = None,
+) -> Any:
+    from llamo_plugin.annotate import Annotator
+
+    model.spec.validate_context(ctx)
+    names = unique_names(wanted, table.schema.column_names)
+    pipe = model.spec.load_pipeline()
+    annotator = Annotator(pipe, options)
+    out = run_batches(
+        ctx,
+        table,
+        node.smiles_column,
+        annotator,
+        keys,
+        names,
+        kinds,
+        _model_label(pipe),
+        question_column,
+    )
+    stats = annotator.stats
+    if stats.rows and sum(stats.errors.values()) == stats.rows:
+        ctx.set_warning("every row had a missing or invalid SMILES")
+    return out
+
+
+def _configure(node: Any, spec: Any, schema: Any, wanted: list[str], kinds: list[str]) -> Any:
+    spec.validate_context(None)
+    pick_smiles_column(node, schema)
+    return output_schema(schema, unique_names(wanted, schema.column_names), kinds)
+
+
+@knext.node(
+    "Molecule Description",
+    knext.NodeType.PREDICTOR,
+    "icons/description.png",
+    category,
+    keywords=["LLaMo", "caption", "description", "SMILES"],
+    id="llamo-description",
+)
+@knext.input_port("LLaMo model", "From the LLaMo Model Selector.", llamo_model_port_type)
+@knext.input_table("Molecules", "A table with a SMILES column.")
+@knext.output_table("Described molecules", "The input table with the description columns.")
+class MoleculeDescription:
+    """Describe each molecule in words, as LLaMo does.
+
+    Appends a **Description** column: the model's greedy answer to "Could you give me a brief
+    overview of this molecule?" (ChEBI-style text). Optionally adds the most similar molecule
+    of the bundled reference set (ChEBI-20 validation molecules, Morgan fingerprints, Tanimoto):
+    its SMILES, its similarity (0-1) and its caption, useful to judge the description. A
+    missing or invalid SMILES gives missing outputs and a reason in the error column. The
+    model column names the model and its checksum.
+    """
+
+    smiles_column = smiles_parameter()
+    description_column = knext.StringParameter(
+        "Description column", "Name of the new column.", "Description"
+    )
+    nearest = knext.BoolParameter(
+        "Add the most similar reference molecule", "Adds its SMILES, similarity and caption.", False
+    )
+    on_missing = missing_parameter()
+    error_column = error_column_parameter()
+    model_column = model_column_parameter()
+
+    def _columns(self) -> tuple[list[str], list[str], list[str]]:
+        keys, names, kinds = ["description"], [self.description_column], ["str"]
+        if self.nearest:
+            keys += ["nn_smiles", "nn_similarity", "nn_caption"]
+            names += [
+                "Nearest reference SMILES",
+                "Nearest reference similarity",
+                "Nearest reference caption",
+            ]
+            kinds += ["str", "float", "str"]
+        return (
+            [*keys, "llamo_error", "__model__"],
+            [*names, self.error_column, self.model_column],
+            [*kinds, "str", "str"],
+        )
+
+    def configure(self, ctx: Any, model_spec: Any, schema: Any) -> Any:
+        _, names, kinds = self._columns()
+        return _configure(self, model_spec, schema, names, kinds)
+
+    def execute(self, ctx: Any, model: Any, table: Any) -> Any:
+        from llamo_plugin.annotate import AnnotateOptions
+
+        keys, names, kinds = self._columns()
+        options = AnnotateOptions(
+            tasks=("description",),
+            nearest_neighbour=self.nearest,
+            fail_on_error=self.on_missing == "FAIL",
+        )
+        return _execute(self, ctx, model, table, options, keys, kinds, names)
+
+
+@knext.node(
+    "Molecular Property Prediction",
+    knext.NodeType.PREDICTOR,
+    "icons/property.png",
+    category,
+    keywords=["LLaMo", "HOMO", "LUMO", "gap", "QM9"],
+    id="llamo-property",
+)
+@knext.input_port("LLaMo model", "From the LLaMo Model Selector.", llamo_model_port_type)
+@knext.input_table("Molecules", "A table with a SMILES column.")
+@knext.output_table("Molecules with properties", "The input table with the property columns.")
+class PropertyPrediction:
+    """Predict HOMO, LUMO and HOMO-LUMO gap energies, as LLaMo does on QM9.
+
+    Appends one double column per chosen property, in Hartree (optionally also in eV,
+    1 Hartree = 27.2114 eV): the number in the model's answer. The embedded model was trained
+    on QM9 (small organic molecules with up to 9 heavy atoms of C, N, O, F): values for larger
+    or other molecules are extrapolations. An answer without a number gives a missing value.
+    """
+
+    smiles_column = smiles_parameter()
+    homo = knext.BoolParameter("HOMO", "Highest occupied molecular orbital energy.", True)
+    lumo = knext.BoolParameter("LUMO", "Lowest unoccupied molecular orbital energy.", True)
+    gap = knext.BoolParameter("HOMO-LUMO gap", "LUMO minus HOMO.", True)
+    add_ev = knext.BoolParameter("Also in eV", "Adds the same values in electronvolts.", False)
+    on_missing = missing_parameter()
+    error_column = error_column_parameter()
+    model_column = model_column_parameter()
+
+    def _props(self) -> tuple[str, ...]:
+        chosen = tuple(
+            p for p, on in (("homo", self.homo), ("lumo", self.lumo), ("gap", self.gap)) if on
+        )
+        if not chosen:
+            raise knext.InvalidParametersError("choose at least one property")
+        return chosen
+
+    def _columns(self) -> tuple[list[str], list[str], list[str]]:
+        labels = {"homo": "HOMO", "lumo": "LUMO", "gap": "HOMO-LUMO gap"}
+        keys, names, kinds = [], [], []
+        for p in self._props():
+            keys.append(f"{p}_hartree")
+            names.append(f"{labels[p]} (Hartree)")
+            kinds.append("float")
+            if self.add_ev:
+                keys.append(f"{p}_ev")
+                names.append(f"{labels[p]} (eV)")
+                kinds.append("float")
+        return (
+            [*keys, "llamo_error", "__model__"],
+            [*names, self.error_column, self.model_column],
+            [*kinds, "str", "str"],
+        )
+
+    def configure(self, ctx: Any, model_spec: Any, schema: Any) -> Any:
+        _, names, kinds = self._columns()
+        return _configure(self, model_spec, schema, names, kinds)
+
+    def execute(self, ctx: Any, model: Any, table: Any) -> Any:
+        from llamo_plugin.annotate import AnnotateOptions
+
+        keys, names, kinds = self._columns()
+        options = AnnotateOptions(
+            tasks=("property",),
+            properties=self._props(),
+            add_ev=self.add_ev,
+            fail_on_error=self.on_missing == "FAIL",
+        )
+        return _execute(self, ctx, model, table, options, keys, kinds, names)
+
+
+@knext.node(
+    "IUPAC Name",
+    knext.NodeType.PREDICTOR,
+    "icons/iupac.png",
+    category,
+    keywords=["LLaMo", "IUPAC", "name", "OPSIN"],
+    id="llamo-iupac",
+)
+@knext.input_port("LLaMo model", "From the LLaMo Model Selector.", llamo_model_port_type)
+@knext.input_table("Molecules", "A table with a SMILES column.")
+@knext.output_table("Named molecules", "The input table with the name columns.")
+class IupacName:
+    """Name each molecule (IUPAC) and verify the name with OPSIN.
+
+    Appends the **IUPAC name**, its **round trip** status (OPSIN parses the name back to:
+    `exact` = the input structure; `stereo_differs` = same constitution, other or missing
+    stereo; `different_structure`; `unparseable`) and its **source**: `model`, or
+    `openclatura` when the model's name did not round-trip exactly and the rule-based name
+    did (the fallback, on by default). Needs Java for OPSIN.
+    """
+
+    smiles_column = smiles_parameter()
+    name_column = knext.StringParameter("Name column", "Name of the new name column.", "IUPAC name")
+    fallback = knext.BoolParameter(
+        "Fall back to the rule-based name",
+        "Use openclatura's name when the model's name does not parse back to the molecule.",
+        True,
+    )
+    on_missing = missing_parameter()
+    error_column = error_column_parameter()
+    model_column = model_column_parameter()
+
+    def _columns(self) -> tuple[list[str], list[str], list[str]]:
+        return (
+            ["iupac_name", "iupac_roundtrip", "iupac_source", "llamo_error", "__model__"],
+            [
+                self.name_column,
+                f"{self.name_column} round trip",
+                f"{self.name_column} source",
+                self.error_column,
+                self.model_column,
+            ],
+            ["str"] * 5,
+        )
+
+    def configure(self, ctx: Any, model_spec: Any, schema: Any) -> Any:
+        _, names, kinds = self._columns()
+        return _configure(self, model_spec, schema, names, kinds)
+
+    def execute(self, ctx: Any, model: Any, table: Any) -> Any:
+        from llamo_plugin.annotate import AnnotateOptions
+
+        keys, names, kinds = self._columns()
+        options = AnnotateOptions(
+            tasks=("iupac",), iupac_fallback=self.fallback, fail_on_error=self.on_missing == "FAIL"
+        )
+        return _execute(self, ctx, model, table, options, keys, kinds, names)
+
+
+@knext.node(
+    "Molecule Q&A",
+    knext.NodeType.PREDICTOR,
+    "icons/qa.png",
+    category,
+    keywords=["LLaMo", "question", "answer", "chat"],
+    id="llamo-qa",
+)
+@knext.input_port("LLaMo model", "From the LLaMo Model Selector.", llamo_model_port_type)
+@knext.input_table("Molecules", "A table with a SMILES column (and optionally questions).")
+@knext.output_table("Answers", "The input table with the answer column.")
+class MoleculeQA:
+    """Ask the model a free-form question about each molecule.
+
+    One question for every row, or a question column (one per row). Appends the model's
+    greedy **Answer**. The embedded model answers reliably only the question types it was
+    trained on (formula, atom and ring counts, H-bond donors/acceptors, charge, functional
+    groups, weight; see its model card). A missing question or SMILES gives a missing answer.
+    """
+
+    smiles_column = smiles_parameter()
+    question = knext.StringParameter(
+        "Question",
+        "Asked for every row (when no question column is chosen).",
+        "What is the molecular formula of this molecule?",
+    )
+    question_column = knext.ColumnParameter(
+        "Question column", "Optional: one question per row.", include_none_column=True
+    )
+    answer_column = knext.StringParameter("Answer column", "Name of the new column.", "Answer")
+    on_missing = missing_parameter()
+    error_column = error_column_parameter()
+    model_column = model_column_parameter()
+
+    def _columns(self) -> tuple[list[str], list[str], list[str]]:
+        return (
+            ["answer", "llamo_error", "__model__"],
+            [self.answer_column, self.error_column, self.model_column],
+            ["str"] * 3,
+        )
+
+    def configure(self, ctx: Any, model_spec: Any, schema: Any) -> Any:
+        if self.question_column and self.question_column not in schema.column_names:
+            raise knext.InvalidParametersError(
+                f"column {self.question_column!r} is not in the input"
+            )
+        if not self.question_column and not self.question.strip():
+            raise knext.InvalidParametersError("give a question or a question column")
+        _, names, kinds = self._columns()
+        return _configure(self, model_spec, schema, names, kinds)
+
+    def execute(self, ctx: Any, model: Any, table: Any) -> Any:
+        from llamo_plugin.annotate import AnnotateOptions
+
+        keys, names, kinds = self._columns()
+        options = AnnotateOptions(
+            tasks=("qa",),
+            question=self.question,
+            question_column=self.question_column or "",
+            fail_on_error=self.on_missing == "FAIL",
+        )
+        return _execute(
+            self,
+            ctx,
+            model,
+            table,
+            options,
+            keys,
+            kinds,
+            names,
+            question_column=self.question_column or None,
+        )

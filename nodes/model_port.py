@@ -1,0 +1,79 @@
+"""The LLaMo model port: settings only (no live objects), loaded by each consuming node.
+
+KNIME runs every node in its own Python process, so the Model Selector passes *which* model
+and *where* to run it; the consuming node loads it in its own execute. The spec keeps room
+for a later inference server (``server_url`` + ``credentials_name``): unknown or missing keys
+get defaults, so saved workflows keep loading.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import knime.extension as knext
+
+SOURCES = ("embedded", "local")
+
+
+class LlamoModelSpec(knext.PortObjectSpec):
+    """Which model (embedded or a local directory in our format) and which device."""
+
+    def __init__(
+        self,
+        source: str = "embedded",
+        model_dir: str = "",
+        device: str = "auto",
+        model_name: str = "",
+        model_sha256: str = "",
+        server_url: str = "",
+        credentials_name: str = "",
+    ) -> None:
+        self.source = source
+        self.model_dir = model_dir
+        self.device = device
+        self.model_name = model_name
+        self.model_sha256 = model_sha256
+        self.server_url = server_url
+        self.credentials_name = credentials_name
+
+    def serialize(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    @classmethod
+    def deserialize(cls, data: dict[str, Any]) -> LlamoModelSpec:
+        known = set(vars(cls()))
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def validate_context(self, ctx: Any) -> None:
+        """Raise InvalidParametersError when the model cannot be used."""
+        from pathlib import Path
+
+        if self.source not in SOURCES:
+            raise knext.InvalidParametersError(f"unknown model source {self.source!r}")
+        if self.source == "local" and not (Path(self.model_dir) / "manifest.json").is_file():
+            raise knext.InvalidParametersError(
+                f"{self.model_dir!r} is not a LLaMo model directory (no manifest.json); "
+                "convert the official checkpoint with `llamo convert-checkpoint`"
+            )
+
+    def load_pipeline(self, cache_path: Any = None) -> Any:
+        from llamo_plugin.pipeline import load_pipeline
+
+        model_dir = self.model_dir if self.source == "local" else None
+        return load_pipeline(model_dir, device=self.device, cache_path=cache_path)
+
+
+class LlamoModelObject(knext.PortObject):
+    """All state is in the spec."""
+
+    def serialize(self) -> bytes:
+        return b""
+
+    @classmethod
+    def deserialize(cls, spec: LlamoModelSpec, storage: bytes) -> LlamoModelObject:
+        return cls(spec)
+
+
+llamo_model_port_type = knext.port_type(
+    "LLaMo Model", LlamoModelObject, LlamoModelSpec, id="org.llamo.model"
+)

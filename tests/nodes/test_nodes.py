@@ -1,0 +1,185 @@
+"""The LLaMo nodes, run through the knime.extension stand-in on real tables."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import knime.extension as knext
+import pandas as pd
+import pytest
+from knime.extension import _table
+from knime.types.chemistry import SmilesValue
+
+from llamo_plugin.chem.opsin import java_available
+
+from .harness import load_extension, run
+
+ext = load_extension()
+
+VALID = [
+    "CCO",
+    "c1ccccc1O",
+    "CC(=O)Oc1ccccc1C(=O)O",
+    "CCN(CC)CC",
+    "OCC(O)CO",
+    "C",
+    "CC#N",
+    "c1ccncc1",
+    "CC(C)O",
+    "O=C=O",
+    "NCC(=O)O",
+    "C[C@H](N)C(=O)O",
+]
+SALTS = ["[Na+].[Cl-]", "C[N+](C)(C)C.[Br-]"]
+BAD = ["C1CC(", "not a smiles", "Xx"]
+
+
+def _table_200() -> pd.DataFrame:
+    rng = random.Random(0)
+    pool = VALID + SALTS
+    rows = []
+    for i in range(200):
+        r = rng.random()
+        if r < 0.08:
+            smi = None
+        elif r < 0.12:
+            smi = ""
+        elif r < 0.2:
+            smi = rng.choice(BAD)
+        else:
+            smi = rng.choice(pool)  # duplicates on purpose
+        rows.append({"id": f"m{i}", "SMILES": smi, "Description": "already here"})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(autouse=True)
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_table, "BATCH_ROWS", 64)
+
+
+def test_nodes_are_registered_with_stable_ids_and_docs() -> None:
+    ids = {"llamo-model-selector", "llamo-description", "llamo-property", "llamo-iupac", "llamo-qa"}
+    assert ids <= set(knext.REGISTRY)
+    root = Path(ext.__file__).resolve().parents[1]
+    for node_id in ids:
+        info = knext.REGISTRY[node_id]
+        assert info.short_description and info.short_description.endswith(".")
+        assert (root / info.icon_path).is_file(), info.icon_path
+        assert info.category == "/community/llamo"
+
+
+def test_workflow_on_a_200_row_table() -> None:
+    df = _table_200()
+    table = knext.Table.from_pandas(df)
+    model = run(ext.ModelSelector)
+    described = run(ext.MoleculeDescription, model, table)
+    props = run(ext.PropertyPrediction, model, described, settings={"add_ev": True})
+    named = run(ext.IupacName, model, props, settings={"fallback": java_available()})
+    answered = run(ext.MoleculeQA, model, named)
+    out = answered.to_pandas()
+
+    assert len(out) == 200 and list(out.index) == [f"Row{i}" for i in range(200)]
+    assert list(out.columns[:3]) == ["id", "SMILES", "Description"]  # input kept first
+    assert (out["Description"] == "already here").all()  # never overwritten
+    assert "Description (#1)" in out.columns  # collision handled
+    bad = df["SMILES"].isna() | df["SMILES"].isin(["", *BAD])
+    errors = out["LLaMo error"]
+    assert list(errors.notna()) == list(bad)
+    new_cols = [
+        c
+        for c in out.columns
+        if c not in ("id", "SMILES", "Description", "LLaMo error", "LLaMo model")
+        and not c.startswith("LLaMo error")
+        and not c.startswith("LLaMo model")
+    ]
+    for col in new_cols:
+        assert out.loc[bad.values, col].isna().all(), col
+    assert out.loc[~bad.values, "Description (#1)"].notna().all()
+    for col in ("HOMO (Hartree)", "LUMO (eV)", "HOMO-LUMO gap (Hartree)"):
+        assert out[col].dtype == "float64"
+    # duplicates get identical answers
+    ok = out[~bad.values]
+    for _, group in ok.groupby("SMILES"):
+        assert group["Description (#1)"].nunique() == 1 and group["Answer"].nunique() == 1
+    statuses = set(out.loc[~bad.values, "IUPAC name round trip"].dropna())
+    assert statuses <= {"exact", "stereo_differs", "different_structure", "unparseable"}
+    assert out.loc[~bad.values, "LLaMo model"].str.contains("sha256:").all()
+
+
+def test_same_values_as_the_cli(tmp_path: Path) -> None:
+    from llamo_plugin.cli.main import main
+
+    df = _table_200().drop(columns=["Description"]).head(60)
+    model = run(ext.ModelSelector)
+    nodes = run(ext.PropertyPrediction, model, knext.Table.from_pandas(df)).to_pandas()
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    df.to_csv(src, index=False)
+    assert main(["annotate", str(src), "-o", str(dst), "--tasks", "property", "--no-cache"]) == 0
+    cli = pd.read_csv(dst)
+    for prop in ("homo", "lumo", "gap"):
+        label = {"homo": "HOMO", "lumo": "LUMO", "gap": "HOMO-LUMO gap"}[prop]
+        pd.testing.assert_series_equal(
+            cli[f"{prop}_hartree"].reset_index(drop=True),
+            nodes[f"{label} (Hartree)"].reset_index(drop=True),
+            check_names=False,
+        )
+    assert list(cli["llamo_error"].notna()) == list(nodes["LLaMo error"].notna())
+
+
+def test_smiles_type_column_and_auto_selection() -> None:
+    df = pd.DataFrame(
+        {"name": ["a", "b"], "structure": pd.Series([SmilesValue("CCO"), None], dtype=object)}
+    )
+    model = run(ext.ModelSelector)
+    out = run(
+        ext.MoleculeQA, model, knext.Table.from_pandas(df), settings={"question": "How many rings?"}
+    ).to_pandas()
+    assert out["Answer"].notna().tolist() == [True, False]
+
+
+def test_fail_mode_names_the_row() -> None:
+    df = pd.DataFrame({"smiles": ["CCO", "C1CC("]}, index=["first", "second"])
+    model = run(ext.ModelSelector)
+    with pytest.raises(RuntimeError, match="RowID second"):
+        run(
+            ext.MoleculeDescription,
+            model,
+            knext.Table.from_pandas(df),
+            settings={"on_missing": "FAIL"},
+        )
+
+
+def test_cancel_inside_execution() -> None:
+    df = pd.DataFrame({"smiles": VALID * 10})
+    model = run(ext.ModelSelector)
+    with pytest.raises(RuntimeError, match="canceled"):
+        run(
+            ext.MoleculeDescription,
+            model,
+            knext.Table.from_pandas(df),
+            ctx=knext.ExecutionContext(cancel_after=5),
+        )
+
+
+def test_configure_errors() -> None:
+    model = run(ext.ModelSelector)
+    no_smiles = knext.Table.from_pandas(pd.DataFrame({"x": [1.0]}))
+    with pytest.raises(knext.InvalidParametersError, match="no string or SMILES"):
+        run(ext.MoleculeDescription, model, no_smiles)
+    with pytest.raises(knext.InvalidParametersError, match="at least one"):
+        run(
+            ext.PropertyPrediction,
+            model,
+            knext.Table.from_pandas(pd.DataFrame({"smiles": ["C"]})),
+            settings={"homo": False, "lumo": False, "gap": False},
+        )
+    with pytest.raises(knext.InvalidParametersError, match="not a LLaMo model directory"):
+        run(ext.ModelSelector, settings={"source": "LOCAL", "model_dir": "/nonexistent"})
+
+
+def test_empty_table_gives_typed_empty_output() -> None:
+    model = run(ext.ModelSelector)
+    empty = knext.Table.from_pandas(pd.DataFrame({"smiles": pd.Series([], dtype="string")}))
+    out = run(ext.PropertyPrediction, model, empty)
+    assert out.num_rows == 0 and "HOMO (Hartree)" in out.column_names
