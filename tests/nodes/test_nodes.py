@@ -111,20 +111,49 @@ def test_same_values_as_the_cli(tmp_path: Path) -> None:
     from llamo_plugin.cli.main import main
 
     df = _table_200().drop(columns=["Description"]).head(60)
+    table = knext.Table.from_pandas(df)
     model = run(ext.ModelSelector)
-    nodes = run(ext.PropertyPrediction, model, knext.Table.from_pandas(df)).to_pandas()
-    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    fallback = java_available()
+    nodes = {
+        "description": run(ext.MoleculeDescription, model, table).to_pandas(),
+        "property": run(ext.PropertyPrediction, model, table).to_pandas(),
+        "iupac": run(ext.IupacName, model, table, settings={"fallback": fallback}).to_pandas(),
+        "qa": run(ext.MoleculeQA, model, table).to_pandas(),
+    }
+    src, dst = tmp_path / "in.csv", tmp_path / "out.parquet"
     df.to_csv(src, index=False)
-    assert main(["annotate", str(src), "-o", str(dst), "--tasks", "property", "--no-cache"]) == 0
-    cli = pd.read_csv(dst)
-    for prop in ("homo", "lumo", "gap"):
-        label = {"homo": "HOMO", "lumo": "LUMO", "gap": "HOMO-LUMO gap"}[prop]
-        pd.testing.assert_series_equal(
-            cli[f"{prop}_hartree"].reset_index(drop=True),
-            nodes[f"{label} (Hartree)"].reset_index(drop=True),
-            check_names=False,
-        )
-    assert list(cli["llamo_error"].notna()) == list(nodes["LLaMo error"].notna())
+    args = [
+        "annotate",
+        str(src),
+        "-o",
+        str(dst),
+        "--tasks",
+        "description,property,iupac,qa",
+        "--no-cache",
+        "--question",
+        ext.MoleculeQA().question,
+    ]
+    if not fallback:
+        args.append("--no-iupac-fallback")
+    assert main(args) == 0
+    cli = pd.read_parquet(dst).reset_index(drop=True)
+    pairs = [
+        ("description", "description", "Description"),
+        ("property", "homo_hartree", "HOMO (Hartree)"),
+        ("property", "lumo_hartree", "LUMO (Hartree)"),
+        ("property", "gap_hartree", "HOMO-LUMO gap (Hartree)"),
+        ("iupac", "iupac_name", "IUPAC name"),
+        ("iupac", "iupac_roundtrip", "IUPAC name round trip"),
+        ("iupac", "iupac_source", "IUPAC name source"),
+        ("qa", "answer", "Answer"),
+    ]
+    for task, cli_col, node_col in pairs:
+        got = nodes[task][node_col].reset_index(drop=True).astype(object)
+        want = cli[cli_col].astype(object)
+        assert [None if pd.isna(v) else v for v in got] == [
+            None if pd.isna(v) else v for v in want
+        ], node_col
+        assert list(nodes[task]["LLaMo error"].notna()) == list(cli["llamo_error"].notna())
 
 
 def test_smiles_type_column_and_auto_selection() -> None:
