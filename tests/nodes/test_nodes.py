@@ -212,3 +212,13 @@ def test_empty_table_gives_typed_empty_output() -> None:
     empty = knext.Table.from_pandas(pd.DataFrame({"smiles": pd.Series([], dtype="string")}))
     out = run(ext.PropertyPrediction, model, empty)
     assert out.num_rows == 0 and "HOMO (Hartree)" in out.column_names
+
+
+def test_model_port_spec_is_forward_compatible() -> None:
+    from model_port import LlamoModelSpec
+
+    old = LlamoModelSpec.deserialize({"source": "embedded", "device": "cpu"})  # older workflow
+    assert old.server_url == "" and old.device == "cpu"
+    newer = LlamoModelSpec.deserialize({"source": "local", "model_dir": "/m", "retries": 3})
+    assert newer.model_dir == "/m"  # unknown keys of a newer version are ignored
+    assert LlamoModelSpec.deserialize(newer.serialize()).serialize() == newer.serialize()
