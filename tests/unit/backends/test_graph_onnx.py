@@ -45,3 +45,15 @@ def test_bucketed_encoding_equals_one_batch(tiny_model: Any) -> None:
     whole = enc.encode(collate_graphs(graphs))
     bucketed = encode_in_buckets(enc, graphs, max_padded_atoms=64)
     np.testing.assert_allclose(bucketed, whole, atol=1e-5, rtol=0)
+
+
+def test_onnx_encoder_is_repeatable_on_a_large_batch(tiny_onnx: Path) -> None:
+    """Multi-threaded onnxruntime ScatterND(add) races (see OnnxGraphEncoder); the default
+    encoder must give bit-identical tokens run after run."""
+    from export.onnx_graph import reference_smiles
+
+    batch = collate_graphs([featurize(parse_smiles(s)) for s in reference_smiles(128)])
+    enc = OnnxGraphEncoder(tiny_onnx, device="cpu")
+    first = enc.encode(batch)
+    for _ in range(5):
+        assert np.array_equal(enc.encode(batch), first)
