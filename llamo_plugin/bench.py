@@ -245,11 +245,11 @@ def run_bench(
             if r.text != t
         ]
 
-        logger.info("pipeline without overlap (graph encoding not in a worker thread)")
-        serial = Pipeline(model, graph_encoder=onnx, backend=backend, overlap=False)
+        logger.info("pipeline with overlap (next chunk prepared in a worker thread)")
+        overlapped = Pipeline(model, graph_encoder=onnx, backend=backend, overlap=True)
         t0 = time.perf_counter()
-        serial.run(smiles, instruction, task="description", decode=decode)
-        serial_rate = len(smiles) / (time.perf_counter() - t0)
+        overlapped.run(smiles, instruction, task="description", decode=decode)
+        overlap_rate = len(smiles) / (time.perf_counter() - t0)
 
         logger.info("pipeline: %d rows with repeats, fresh cache", len(repeated))
         cache = AnswerCache(Path(tmp) / "cache.sqlite")
@@ -274,7 +274,7 @@ def run_bench(
         reference_mol_per_s=ref_rate,
         pipeline_mol_per_s=pipe_rate,
         speedup_vs_reference=pipe_rate / ref_rate,
-        pipeline_without_overlap_mol_per_s=serial_rate,
+        pipeline_with_overlap_mol_per_s=overlap_rate,
         pipeline_with_repeats_rows_per_s=repeat_rate,
         speedup_vs_reference_with_repeats=repeat_rate / ref_rate,
         cache_hit_mol_per_s=hit_rate,

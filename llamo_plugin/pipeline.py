@@ -85,7 +85,7 @@ class Pipeline:
         backend: LMBackend | None = None,
         cache: AnswerCache | None = None,
         chunk_size: int = 64,
-        overlap: bool = True,
+        overlap: bool = False,
     ) -> None:
         """
         Args:
@@ -95,7 +95,9 @@ class Pipeline:
             backend: the LM backend (default: ``hf`` on the model's device).
             cache: persistent answer cache (None: no caching).
             chunk_size: unique molecules per work chunk (progress/cancel/cache granularity).
-            overlap: prepare the next chunk in a thread while the LM decodes.
+            overlap: prepare the next chunk in a thread while the LM decodes (off by default:
+                on 2 CPU cores it was 4% slower than serial, docs/benchmarks.md; it can help
+                when the LM runs on a GPU).
         """
         from llamo_plugin.backends.graph_onnx import TorchGraphEncoder
         from llamo_plugin.backends.hf import HFBackend
