@@ -1,7 +1,8 @@
 """Where models come from: the embedded default model shipped in the package, or a directory.
 
-Until the trained embedded model is shipped, :func:`load_model_or_tiny` falls back to a tiny
-random model and says so loudly (its answers are noise; it only exercises the plumbing).
+A build without the embedded model (e.g. a trimmed source tree) makes
+:func:`load_model_or_tiny` fall back to a tiny random model, and say so loudly (its answers are
+noise; it only exercises the plumbing).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def load_model_or_tiny(model_dir: str | Path | None = None, *, device: str = "cp
     from llamo_plugin.model.factory import tiny_random_model
 
     logger.warning(
-        "no embedded model is shipped in this build yet: using a TINY RANDOM model; "
+        "no embedded model in this build: using a TINY RANDOM model; "
         "its answers are meaningless and only show the pipeline working"
     )
     return tiny_random_model()
