@@ -17,6 +17,7 @@ on generated tokens).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,9 @@ class VLLMBackend:
         """``model``: the loaded :class:`~llamo_plugin.model.llamo.LlamoModel` (its token
         embeddings and tokenizer build the prompt embeddings; its LM weights are the same
         files vLLM loads). ``engine_kwargs`` go to ``vllm.LLM``."""
+        # vLLM installs its own stdout log handler unless told not to; without it its records
+        # go through the caller's logging (stderr for the CLI), so stdout stays clean (JSON).
+        os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
         try:
             from vllm import LLM
         except ImportError as exc:
