@@ -129,7 +129,6 @@ def run_batches(
     question_column: str | None = None,
 ) -> Any:
     """Annotate ``table`` batch by batch; returns a BatchOutputTable with input columns kept."""
-    import pyarrow as pa
 
     from llamo_plugin.annotate import RowError
     from llamo_plugin.errors import CancelledError
@@ -158,24 +157,23 @@ def run_batches(
         except RowError as exc:
             row_id = arrow.column(0).to_pylist()[exc.row]
             raise RuntimeError(f"RowID {row_id}: {exc.reason}") from exc
-        arrays = list(arrow.columns)
-        fields = list(arrow.schema)
-        for key, name, kind in zip(keys, names, kinds, strict=True):
-            col = values[key] if key != "__model__" else [model_label] * len(smiles)
-            typ = pa.float64() if kind == "float" else pa.string()
-            arrays.append(pa.array(col, type=typ))
-            fields.append(pa.field(name, typ))
-        out.append(knext.Table.from_pyarrow(pa.Table.from_arrays(arrays, schema=pa.schema(fields))))
+        values["__model__"] = [model_label] * len(smiles)
+        out.append(_with_columns(arrow, [values[k] for k in keys], names, kinds))
         done += batch.num_rows
         ctx.set_progress(min(done / total, 1.0), f"{done} of {table.num_rows} rows")
     if out.num_batches == 0:  # zero-row input: zero rows with the typed columns
-        arrow = table.to_pyarrow()
-        arrays = list(arrow.columns) + [
-            pa.array([], pa.float64() if k == "float" else pa.string()) for k in kinds
-        ]
-        fields = list(arrow.schema) + [
-            pa.field(n, pa.float64() if k == "float" else pa.string())
-            for n, k in zip(names, kinds, strict=True)
-        ]
-        out.append(knext.Table.from_pyarrow(pa.Table.from_arrays(arrays, schema=pa.schema(fields))))
+        out.append(_with_columns(table.to_pyarrow(), [[] for _ in keys], names, kinds))
     return out
+
+
+def _with_columns(arrow: Any, columns: list[list[Any]], names: list[str], kinds: list[str]) -> Any:
+    """``arrow`` (first column ``<RowID>``) plus the new columns, typed explicitly (an all-missing
+    column must still be a string/double column, not Arrow ``null``)."""
+    import pyarrow as pa
+
+    arrays, fields = list(arrow.columns), list(arrow.schema)
+    for values, name, kind in zip(columns, names, kinds, strict=True):
+        typ = pa.float64() if kind == "float" else pa.string()
+        arrays.append(pa.array(values, type=typ))
+        fields.append(pa.field(name, typ))
+    return knext.Table.from_pyarrow(pa.Table.from_arrays(arrays, schema=pa.schema(fields)))
