@@ -69,39 +69,60 @@ def reference_smiles(limit: int = 256) -> list[str]:
     return smiles[:limit]
 
 
-def _example_inputs(model: Any) -> dict[str, Any]:
+def _example_batch() -> Any:
     from llamo_plugin.chem.featurize import featurize
     from llamo_plugin.chem.smiles import parse_smiles
-    from llamo_plugin.graph.batching import collate_graphs, graph_batch_inputs, to_torch
+    from llamo_plugin.graph.batching import collate_graphs
 
-    graphs = [featurize(parse_smiles(s)) for s in EDGE_CASE_SMILES[5:8]]
-    return to_torch(graph_batch_inputs(collate_graphs(graphs)))
+    return collate_graphs([featurize(parse_smiles(s)) for s in EDGE_CASE_SMILES[5:8]])
+
+
+def onnx_input_names(num_layers: int) -> list[str]:
+    """Input names of the exported graph, in order (flat; per-layer lists as ``name_k``)."""
+    from llamo_plugin.graph.deduplicated import DEDUP_INPUT_NAMES, DEDUP_LAYER_INPUT_NAMES
+
+    names = list(DEDUP_INPUT_NAMES)
+    for name in DEDUP_LAYER_INPUT_NAMES:
+        names += [f"{name}_{k + 1}" for k in range(num_layers)]
+    return names
 
 
 def export_graph_onnx(graph_module: Any, path: str | Path, opset: int = OPSET) -> Path:
-    """Export ``graph_module`` (a ``GraphTokenizer``, fp32) to ``path``; returns the path.
+    """Export ``graph_module`` (a ``GraphTokenizer``, in eval mode) to ``path`` as its
+    inference form :class:`~llamo_plugin.graph.deduplicated.DedupGraphTokenizer` (fp32,
+    BatchNorm folded, inputs from :mod:`llamo_plugin.graph.refinement`); returns the path.
 
     Large models (the 7B checkpoint's 86M-parameter projector) are written with their weights
     inline when they fit under the 2 GB protobuf limit, which they do.
     """
     import torch
 
-    from llamo_plugin.graph.module import GRAPH_INPUT_NAMES
+    from llamo_plugin.graph.deduplicated import DedupGraphTokenizer, dedup_torch_inputs
+    from llamo_plugin.graph.refinement import class_batch_inputs, refine_batch
 
-    module = graph_module.float().eval()
-    inputs = _example_inputs(graph_module)
+    module = DedupGraphTokenizer(graph_module.float().eval()).eval()
+    layers = module.num_layers
+    batch = _example_batch()
+    inputs = dedup_torch_inputs(class_batch_inputs(batch, refine_batch(batch, layers)), layers)
     dim = torch.export.Dim
-    atoms, edges = dim("atoms", min=1), dim("edges", min=0)
-    batch, max_atoms = dim("batch", min=1), dim("max_atoms", min=1)
-    max_motifs = dim("motifs", min=1)
+    batch_dim = dim("batch", min=1)
+    max_atoms, max_motifs = dim("max_atoms", min=1), dim("motifs", min=1)
+    width = dim("degree", min=1)
+    classes = [dim(f"classes_{k}", min=1) for k in range(layers + 1)]
+    bond_classes = dim("bond_classes", min=1)
+
+    pairs = [dim(f"messages_{k + 1}", min=1) for k in range(layers)]
     dynamic = {
-        "atom_features": {0: atoms},
-        "edge_index": {1: edges},
-        "bond_features": {0: edges},
-        "node_dense_index": {0: atoms},
-        "node_mask": {0: batch, 1: max_atoms},
-        "motifs": {0: batch, 1: max_motifs},
-        "motif_mask": {0: batch, 1: max_motifs},
+        "atom_classes": {0: classes[0]},
+        "bond_classes": {0: bond_classes},
+        "dense_classes": {1: batch_dim, 2: max_atoms},
+        "node_mask": {0: batch_dim, 1: max_atoms},
+        "motifs": {0: batch_dim, 1: max_motifs},
+        "motif_mask": {0: batch_dim, 1: max_motifs},
+        "parents": [{0: classes[k + 1]} for k in range(layers)],
+        "message_sources": [{0: pairs[k]} for k in range(layers)],
+        "message_bonds": [{0: pairs[k]} for k in range(layers)],
+        "messages": [{0: classes[k + 1], 1: width} for k in range(layers)],
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +136,7 @@ def export_graph_onnx(graph_module: Any, path: str | Path, opset: int = OPSET) -
             dynamic_shapes=dynamic,
             dynamo=True,
             opset_version=opset,
-            input_names=list(GRAPH_INPUT_NAMES),
+            input_names=onnx_input_names(layers),
             output_names=["graph_tokens"],
             verbose=False,
         )

@@ -79,3 +79,31 @@ class GraphBatch:
     motif_mask: np.ndarray
     num_graphs: int
     max_atoms: int
+
+
+@dataclass(frozen=True)
+class ClassGraphBatch:
+    """The atom classes of a :class:`GraphBatch` after colour refinement, one level per GIN
+    layer (:mod:`llamo_plugin.graph.refinement`). Atoms of one class have identical GIN
+    states at that level, so the encoder computes each class once.
+
+    Shapes (``C_k`` classes at level k, ``D`` the largest in-degree, at least 1, ``Cb`` bond
+    classes, ``P_k`` distinct messages, N atoms, L layers):
+        atom_classes: ``[C_0, 9]`` int64, the distinct atom feature rows (level-0 classes)
+        bond_classes: ``[Cb, 3]`` int64, the distinct bond feature rows
+        parents: L arrays ``[C_k]`` int64, the level-(k-1) class of each level-k class
+        message_sources: L arrays ``[P_k]`` int64, the level-(k-1) neighbour class of each
+            distinct incoming (neighbour class, bond class) pair
+        message_bonds: L arrays ``[P_k]`` int64, the bond class of each pair
+        messages: L arrays ``[C_k, D]`` int64, the pairs arriving at each class (sorted;
+            ``P_k`` at padding)
+        node_classes: ``[L + 1, N]`` int64, every atom's class at every level
+    """
+
+    atom_classes: np.ndarray
+    bond_classes: np.ndarray
+    parents: tuple[np.ndarray, ...]
+    message_sources: tuple[np.ndarray, ...]
+    message_bonds: tuple[np.ndarray, ...]
+    messages: tuple[np.ndarray, ...]
+    node_classes: np.ndarray

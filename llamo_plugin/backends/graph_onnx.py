@@ -45,32 +45,58 @@ def onnx_providers(device: Device = "auto") -> list[str]:
 class OnnxGraphEncoder:
     """The exported graph tokenizer run by onnxruntime.
 
-    One intra-op thread by default: with two or more, onnxruntime 1.31's CPU ``ScatterND``
-    with ``reduction="add"`` (the GIN's neighbour sum, from ``index_add``) gave run-to-run
-    differences up to 0.06 on the same batch (measured; a race on repeated indices, also with
-    ``use_deterministic_compute``), while one thread is bit-for-bit repeatable. Parallelism
-    comes from overlapping graph encoding with LM decoding in the pipeline instead.
+    Graphs exported by this version are the colour-refined inference form
+    (:class:`~llamo_plugin.graph.deduplicated.DedupGraphTokenizer`): the encoder refines each
+    batch (:func:`~llamo_plugin.graph.refinement.refine_batch`) and feeds the class tables.
+    Their neighbour sums are gathers in a fixed order, so any number of intra-op threads gives
+    bit-identical tokens (tested); by default onnxruntime uses all physical cores.
+
+    Files exported before (the plain 7-input ``GraphTokenizer`` signature) still load; their
+    neighbour sum is a ``ScatterND(reduction="add")``, which in onnxruntime 1.31 is not
+    repeatable with two or more threads (run-to-run differences up to 0.06, measured), so
+    those run on one thread.
     """
 
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, device: Device = "auto", num_threads: int = 1) -> None:
+    def __init__(
+        self, path: str | Path, device: Device = "auto", num_threads: int | None = None
+    ) -> None:
+        """``num_threads``: intra-op threads (None: onnxruntime's default, every physical
+        core; forced to 1 for the older scatter-based graphs)."""
         import onnxruntime as ort
 
+        self.providers = onnx_providers(device)
+        probe = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        names = [i.name for i in probe.get_inputs()]
+        del probe
+        self.refined = "atom_classes" in names
+        self.num_layers = sum(1 for n in names if n.startswith("parents_"))
+        if not self.refined:
+            logger.warning(
+                "%s was exported by an earlier version (scatter-add neighbour sums, one "
+                "thread, no colour refinement); `llamo export-onnx MODEL_DIR` re-exports it "
+                "about 3x faster", path
+            )
+            num_threads = 1
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if num_threads:
             options.intra_op_num_threads = num_threads
-            options.inter_op_num_threads = 1
+        options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self.providers = onnx_providers(device)
         self.session = ort.InferenceSession(str(path), options, providers=self.providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def encode(self, batch: GraphBatch) -> np.ndarray:
-        from llamo_plugin.graph.batching import graph_batch_inputs
+        if self.refined:
+            from llamo_plugin.graph.refinement import class_batch_inputs, refine_batch
 
-        inputs = graph_batch_inputs(batch)
+            inputs = class_batch_inputs(batch, refine_batch(batch, self.num_layers))
+        else:
+            from llamo_plugin.graph.batching import graph_batch_inputs
+
+            inputs = graph_batch_inputs(batch)
         return self.session.run(None, {k: inputs[k] for k in self.input_names})[0]
 
 
@@ -94,16 +120,20 @@ class TorchGraphEncoder:
 
 
 def encode_in_buckets(
-    encoder: GraphEncoder, graphs: list[Any], max_padded_atoms: int = 2048
+    encoder: GraphEncoder,
+    graphs: list[Any],
+    max_padded_atoms: int = 2048,
+    max_molecules: int = 256,
 ) -> np.ndarray:
     """Graph tokens ``[B, T, D]`` for ``graphs`` (in their order), encoded in sub-batches of
     similar size.
 
-    The graph tokenizer pads every molecule of a batch to the largest one (``[B, A]``); one
+    The projector pads every molecule of a batch to the largest one (``[B, A]``); one
     300-atom molecule among 255 small ones would make the whole batch 300 wide. Molecules are
     therefore sorted by atom count and cut into sub-batches whose padded size
     ``len(batch) * max_atoms`` stays within ``max_padded_atoms`` (a molecule larger than that
-    goes alone). Results do not depend on the batching (tested).
+    goes alone) and that hold at most ``max_molecules`` (bounding the ``[B, T, D]`` output of
+    a large projector). Results do not depend on the batching (tested).
     """
     from llamo_plugin.graph.batching import collate_graphs
 
@@ -113,7 +143,10 @@ def encode_in_buckets(
     buckets: list[list[int]] = []
     current: list[int] = []
     for i in order:  # ascending size: the newest member is the widest
-        if current and (len(current) + 1) * graphs[i].num_atoms > max_padded_atoms:
+        if current and (
+            (len(current) + 1) * graphs[i].num_atoms > max_padded_atoms
+            or len(current) >= max_molecules
+        ):
             buckets.append(current)
             current = []
         current.append(i)

@@ -84,46 +84,39 @@ class MultiLevelProjector(nn.Module):
             torch.stack([m.out_proj.bias for m in mods]),
         )
 
-    def level_tokens_flat(
-        self, levels: list[torch.Tensor], node_dense_index: torch.Tensor, node_mask: torch.Tensor
-    ) -> torch.Tensor:
-        """Per-level cross-attention of the level queries to the molecule's atoms.
+    def folded_level_queries(self) -> torch.Tensor:
+        """Each level's queries folded into the atom space: ``[L, H * q, d]``.
 
-        Mathematically the same as ``nn.MultiheadAttention`` with the same weights, rearranged
-        so that no per-atom key or value projection is computed (the attention has only
-        ``queries_per_level`` queries but ``N`` atoms):
-
-        - scores: ``(W_k h + b_k) . q = h . (W_k^T q) + const``, and softmax ignores the
-          constant, so each head's query is folded into the atom space once;
-        - values: ``sum_a p_a (W_v h_a + b_v) = W_v (sum_a p_a h_a) + b_v`` because the
-          attention weights sum to 1, so atoms are averaged first and projected after.
-
-        Shapes:
-            levels: ``num_levels`` tensors ``[N, d]``; node_dense_index ``[N]`` (into
-            ``B * A``); node_mask ``[B, A]`` -> ``[B, num_levels * queries_per_level, d]``
+        ``(W_k h + b_k) . q = h . (W_k^T q) + const`` and softmax ignores the constant, so the
+        attention scores of an atom state ``h`` are ``h @ folded[l].T`` (head-major columns),
+        already scaled by ``head_dim ** -0.5``.
         """
         c = self.config
-        batch, atoms = node_mask.shape
         n_levels, d, heads, n_q = c.num_levels, c.input_size, c.num_heads, c.queries_per_level
         head_dim = d // heads
-        w_in, b_in, w_out, b_out = self._level_attention_weights()  # leading dim L' (1 or L)
-        w_q, w_k, w_v = w_in[:, :d], w_in[:, d : 2 * d], w_in[:, 2 * d :]  # [L', d, d]
-        b_q, b_v = b_in[:, :d], b_in[:, 2 * d :]
+        w_in, b_in, _, _ = self._level_attention_weights()  # leading dim L' (1 or L)
+        w_q, w_k = w_in[:, :d], w_in[:, d : 2 * d]  # [L', d, d]
+        b_q = b_in[:, :d]
         q = torch.matmul(self.query_tokens, w_q.transpose(1, 2)) + b_q[:, None]  # [L, q, d]
         qh = q.view(n_levels, n_q, heads, head_dim).transpose(1, 2)  # [L, H, q, hd]
         w_kh = w_k.view(-1, heads, head_dim, d)  # [L', H, hd, d]
         folded = torch.matmul(qh * head_dim**-0.5, w_kh)  # [L, H, q, d]
-        h = torch.stack(levels, dim=0)  # [L, N, d]
-        scores = torch.matmul(h, folded.reshape(n_levels, heads * n_q, d).transpose(1, 2))
-        num_nodes = h.shape[1]
-        flat = torch.cat([scores.permute(1, 0, 2), h.permute(1, 0, 2)], dim=2)  # [N, L, Hq+d]
-        flat = flat.reshape(num_nodes, n_levels * (heads * n_q + d))
-        dense = flat.new_zeros(batch * atoms, flat.shape[1]).index_copy(0, node_dense_index, flat)
-        dense = dense.view(batch, atoms, n_levels, heads * n_q + d).permute(2, 0, 1, 3)
-        s_dense, h_dense = dense[..., : heads * n_q], dense[..., heads * n_q :]  # [L, B, A, *]
-        s_dense = s_dense.masked_fill(~node_mask[None, :, :, None], float("-inf"))
-        probs = torch.softmax(s_dense, dim=2)  # over atoms
-        pooled = torch.matmul(probs.transpose(2, 3), h_dense)  # [L, B, Hq, d]
+        return folded.reshape(n_levels, heads * n_q, d)
+
+    def level_tokens_from_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Attention outputs from the probability-weighted atom averages.
+
+        ``sum_a p_a (W_v h_a + b_v) = W_v (sum_a p_a h_a) + b_v`` because the weights sum to
+        1, so atoms are averaged first (``pooled``) and projected after.
+
+        Shapes: pooled ``[L, B, H * q, d]`` (head-major) -> ``[B, L * q, d]``.
+        """
+        c = self.config
+        n_levels, d, heads, n_q = c.num_levels, c.input_size, c.num_heads, c.queries_per_level
+        head_dim = d // heads
+        batch = pooled.shape[1]
+        w_in, b_in, w_out, b_out = self._level_attention_weights()
+        w_v, b_v = w_in[:, 2 * d :], b_in[:, 2 * d :]
         pooled = pooled.view(n_levels, batch, heads, n_q, d).transpose(1, 2)  # [L, H, B, q, d]
         pooled = pooled.reshape(n_levels, heads, batch * n_q, d)
         w_vh = w_v.view(-1, heads, head_dim, d)  # [L', H, hd, d]
@@ -134,6 +127,36 @@ class MultiLevelProjector(nn.Module):
         out = torch.matmul(out, w_out.transpose(1, 2)) + b_out[:, None]  # [L, B*q, d]
         out = out.view(n_levels, batch, n_q, d)
         return out.permute(1, 0, 2, 3).flatten(1, 2)  # [B, L*q, d]
+
+    def level_tokens_flat(
+        self, levels: list[torch.Tensor], node_dense_index: torch.Tensor, node_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-level cross-attention of the level queries to the molecule's atoms.
+
+        Mathematically the same as ``nn.MultiheadAttention`` with the same weights, rearranged
+        so that no per-atom key or value projection is computed (the attention has only
+        ``queries_per_level`` queries but ``N`` atoms): see :meth:`folded_level_queries` and
+        :meth:`level_tokens_from_pooled`.
+
+        Shapes:
+            levels: ``num_levels`` tensors ``[N, d]``; node_dense_index ``[N]`` (into
+            ``B * A``); node_mask ``[B, A]`` -> ``[B, num_levels * queries_per_level, d]``
+        """
+        batch, atoms = node_mask.shape
+        folded = self.folded_level_queries()  # [L, Hq, d]
+        n_levels, hq, d = folded.shape
+        h = torch.stack(levels, dim=0)  # [L, N, d]
+        scores = torch.matmul(h, folded.transpose(1, 2))  # [L, N, Hq]
+        num_nodes = h.shape[1]
+        flat = torch.cat([scores.permute(1, 0, 2), h.permute(1, 0, 2)], dim=2)  # [N, L, Hq+d]
+        flat = flat.reshape(num_nodes, n_levels * (hq + d))
+        dense = flat.new_zeros(batch * atoms, flat.shape[1]).index_copy(0, node_dense_index, flat)
+        dense = dense.view(batch, atoms, n_levels, hq + d).permute(2, 0, 1, 3)
+        s_dense, h_dense = dense[..., :hq], dense[..., hq:]  # [L, B, A, *]
+        s_dense = s_dense.masked_fill(~node_mask[None, :, :, None], float("-inf"))
+        probs = torch.softmax(s_dense, dim=2)  # over atoms
+        pooled = torch.matmul(probs.transpose(2, 3), h_dense)  # [L, B, Hq, d]
+        return self.level_tokens_from_pooled(pooled)
 
     def motif_tokens(self, motifs: torch.Tensor, motif_mask: torch.Tensor) -> torch.Tensor:
         """``[B, num_motif_queries, input_size]``; raw queries where a molecule has no motifs."""
@@ -176,7 +199,11 @@ class MultiLevelProjector(nn.Module):
         """Graph tokens ``[B, T, D]`` from flat levels ``[N, d]`` (see
         :meth:`level_tokens_flat`)."""
         level = self.level_tokens_flat(levels, node_dense_index, node_mask)
-        motif = self.motif_tokens(motifs, motif_mask)
+        return self.tokens_from_parts(level, self.motif_tokens(motifs, motif_mask))
+
+    def tokens_from_parts(self, level: torch.Tensor, motif: torch.Tensor) -> torch.Tensor:
+        """Concatenate level ``[B, L*q, d]`` and motif ``[B, m, d]`` tokens in the configured
+        order, layer-normalise in fp32 and map to the LLM width: ``[B, T, D]``."""
         if self.config.token_order == "motif_first":
             tokens = torch.cat([motif, level], dim=1)
         else:

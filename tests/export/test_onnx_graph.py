@@ -18,25 +18,43 @@ from llamo_plugin.errors import CheckpointError
 
 
 def test_graph_has_dynamic_axes_and_pinned_opset(tiny_onnx: Path) -> None:
+    from export.onnx_graph import onnx_input_names
+
     model = onnx.load(str(tiny_onnx))
     opsets = {o.domain: o.version for o in model.opset_import}
     assert opsets[""] == OPSET
     inputs = {i.name: i for i in model.graph.input}
-    assert list(inputs) == [
-        "atom_features",
-        "edge_index",
-        "bond_features",
-        "node_dense_index",
+    assert list(inputs) == onnx_input_names(5)
+    assert list(inputs)[:6] == [
+        "atom_classes",
+        "bond_classes",
+        "dense_classes",
         "node_mask",
         "motifs",
         "motif_mask",
     ]
-    # Every size is symbolic (dynamic): atoms, edges, molecules, padded atoms and motifs.
-    dims = inputs["atom_features"].type.tensor_type.shape.dim
-    assert dims[0].dim_param and dims[1].dim_value == 9
-    assert inputs["edge_index"].type.tensor_type.shape.dim[1].dim_param
-    assert all(d.dim_param for d in inputs["node_mask"].type.tensor_type.shape.dim)
-    assert inputs["motifs"].type.tensor_type.shape.dim[1].dim_param
+    assert {"parents_5", "message_sources_5", "message_bonds_5", "messages_5"} <= set(inputs)
+
+    def dims(name: str) -> list[Any]:
+        return list(inputs[name].type.tensor_type.shape.dim)
+
+    # Every size is symbolic (dynamic): classes per level, messages, degree, molecules,
+    # padded atoms and motifs.
+    assert dims("atom_classes")[0].dim_param and dims("atom_classes")[1].dim_value == 9
+    assert all(d.dim_param for d in dims("dense_classes")[1:])
+    assert all(d.dim_param for d in dims("node_mask"))
+    assert dims("motifs")[1].dim_param
+    assert all(d.dim_param for d in dims("messages_3"))
+    assert dims("message_sources_2")[0].dim_param
+    # No scatter with a reduction (not repeatable multi-threaded in onnxruntime 1.31).
+    reductions = [
+        a.s.decode()
+        for n in model.graph.node
+        if n.op_type.startswith("Scatter")
+        for a in n.attribute
+        if a.name == "reduction"
+    ]
+    assert set(reductions) <= {"none"}
 
 
 def test_parity_on_varied_batches(tiny_model: Any, tiny_onnx: Path) -> None:

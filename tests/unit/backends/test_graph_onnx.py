@@ -47,13 +47,52 @@ def test_bucketed_encoding_equals_one_batch(tiny_model: Any) -> None:
     np.testing.assert_allclose(bucketed, whole, atol=1e-5, rtol=0)
 
 
-def test_onnx_encoder_is_repeatable_on_a_large_batch(tiny_onnx: Path) -> None:
-    """Multi-threaded onnxruntime ScatterND(add) races (see OnnxGraphEncoder); the default
-    encoder must give bit-identical tokens run after run."""
+@pytest.mark.parametrize("threads", [1, 2])
+def test_onnx_encoder_is_repeatable_on_a_large_batch(tiny_onnx: Path, threads: int) -> None:
+    """The exported neighbour sum is a fixed-order gather (no ScatterND(add), which races
+    multi-threaded in onnxruntime): tokens are bit-identical run after run, on any number of
+    threads, and the same for 1 and 2 threads."""
     from export.onnx_graph import reference_smiles
 
     batch = collate_graphs([featurize(parse_smiles(s)) for s in reference_smiles(128)])
-    enc = OnnxGraphEncoder(tiny_onnx, device="cpu")
+    enc = OnnxGraphEncoder(tiny_onnx, device="cpu", num_threads=threads)
+    assert enc.refined
     first = enc.encode(batch)
     for _ in range(5):
         assert np.array_equal(enc.encode(batch), first)
+    single = OnnxGraphEncoder(tiny_onnx, device="cpu", num_threads=1).encode(batch)
+    np.testing.assert_allclose(first, single, atol=1e-5, rtol=0)
+
+
+def test_graph_exported_by_earlier_versions_still_runs(tiny_model: Any, tmp_path: Path) -> None:
+    """A model directory's graph.onnx from before colour refinement (the plain GraphTokenizer
+    signature, scatter-add neighbour sums) is still read, on one thread."""
+    import torch
+
+    from llamo_plugin.graph.batching import graph_batch_inputs, to_torch
+    from llamo_plugin.graph.module import GRAPH_INPUT_NAMES
+
+    graphs = [featurize(parse_smiles(s)) for s in ["CCO", "c1ccccc1N", "C"]]
+    inputs = to_torch(graph_batch_inputs(collate_graphs(graphs)))
+    dim = torch.export.Dim
+    atoms, edges, batch, width = dim("n", min=1), dim("e", min=0), dim("b", min=1), dim("a")
+    motifs = dim("m", min=1)
+    path = tmp_path / "old.onnx"
+    with torch.no_grad():
+        torch.onnx.export(
+            tiny_model.graph.eval(), (), kwargs=inputs, dynamo=True, opset_version=18,
+            dynamic_shapes={
+                "atom_features": {0: atoms}, "edge_index": {1: edges},
+                "bond_features": {0: edges}, "node_dense_index": {0: atoms},
+                "node_mask": {0: batch, 1: width}, "motifs": {0: batch, 1: motifs},
+                "motif_mask": {0: batch, 1: motifs},
+            },
+            input_names=list(GRAPH_INPUT_NAMES), output_names=["graph_tokens"],
+        ).save(str(path))
+    enc = OnnxGraphEncoder(path, device="cpu", num_threads=2)
+    assert not enc.refined
+    assert enc.session.get_session_options().intra_op_num_threads == 1
+    batch_ = collate_graphs([featurize(parse_smiles(s)) for s in ["CC(=O)O", "[Na+].[Cl-]"]])
+    np.testing.assert_allclose(
+        enc.encode(batch_), TorchGraphEncoder(tiny_model.graph).encode(batch_), atol=1e-4, rtol=0
+    )
