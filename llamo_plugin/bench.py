@@ -10,8 +10,9 @@ Everything is measured in one run, on one model and one set of molecules:
 - **graph encoder**: molecules/s of onnxruntime vs PyTorch for calls of 1 and 256 molecules
   (:func:`~llamo_plugin.backends.graph_onnx.encode_in_buckets` groups each call's molecules
   by size, as the pipeline does; featurisation excluded, it is the same for both);
-- **decode efficiency**: achieved model FLOP/s while decoding divided by the fp32
-  matrix-multiply FLOP/s measured in the same run (the roofline), at several batch sizes.
+- **decode efficiency**: achieved model FLOP/s while decoding (prefill included) divided by
+  the fp32 matrix-multiply FLOP/s measured in the same run (the roofline), at several batch
+  sizes (each on at least 32 molecules and one full batch).
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ class BenchOptions:
     repeat_fraction: float = 0.3
     task_instruction: str = ""
     backend: str = "hf"
-    max_batch_size: int = 64
-    decode_batch_sizes: tuple[int, ...] = (1, 8, 32, 64)
+    max_batch_size: int = 256
+    decode_batch_sizes: tuple[int, ...] = (1, 8, 64, 256)
     graph_batches: tuple[int, ...] = (1, 256)
     max_new_tokens: int = 0  # 0: the description task's cap (256)
     seed: int = 0
@@ -154,8 +155,10 @@ def _decode_efficiency(
 
     roofline = matmul_roofline()
     per_size: dict[str, float] = {}
-    inputs = pipeline._prepare_chunk([(pipeline_parse(s), instruction) for s in smiles])
+    all_inputs = pipeline._prepare_chunk([(pipeline_parse(s), instruction) for s in smiles])
     for size in sizes:
+        # Each size decodes at least 32 molecules, and never fewer than one full batch.
+        inputs = all_inputs[: max(size, min(32, len(all_inputs)))]
         backend = HFBackend(model, max_batch_size=size)
         t0 = time.perf_counter()
         gens = backend.generate(inputs, decode)
@@ -266,9 +269,8 @@ def run_bench(
         logger.info("graph encoder rates")
         graph_rates = _graph_encoder_rates(model, onnx, smiles, options.graph_batches)
         logger.info("decode efficiency")
-        efficiency = _decode_efficiency(
-            model, pipe, smiles[:64], instruction, options.decode_batch_sizes, decode
-        )
+        sizes = tuple(b for b in options.decode_batch_sizes if b <= len(smiles))
+        efficiency = _decode_efficiency(model, pipe, smiles, instruction, sizes, decode)
 
     result.update(
         reference_mol_per_s=ref_rate,

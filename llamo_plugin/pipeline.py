@@ -84,7 +84,7 @@ class Pipeline:
         graph_encoder: GraphEncoder | None = None,
         backend: LMBackend | None = None,
         cache: AnswerCache | None = None,
-        chunk_size: int = 64,
+        chunk_size: int = 256,
         overlap: bool = False,
     ) -> None:
         """

@@ -1,9 +1,12 @@
 """The ``hf`` backend: a transformers causal LM on CPU or CUDA, batched.
 
-Prompts are sorted by length into buckets (less padding), left-padded, embedded with the graph
-tokens spliced in, and decoded greedily with the KV cache by ``generate``. Left padding with an
-attention mask gives the same greedy tokens as batch size 1, up to floating-point ties
-(documented in docs/benchmarks.md).
+Prompts are sorted by length and cut into decode batches (at most ``max_batch_size`` rows and
+a KV cache of at most ``max_cache_bytes``). For Llama LMs
+(:mod:`~llamo_plugin.model.llama_decoder`) each decode batch is prefilled in groups of
+``prefill_batch_size`` prompts of similar length (little padding), then decoded as one batch
+whose finished rows leave it; other LMs run transformers' forward in the same greedy loop
+(:mod:`~llamo_plugin.model.greedy`) or ``generate``. Left padding with an attention mask gives
+the same greedy tokens as batch size 1, up to floating-point ties (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -29,21 +32,32 @@ class HFBackend:
     def __init__(
         self,
         model: Any,
-        max_batch_size: int = 64,
-        max_batch_tokens: int = 32768,
+        max_batch_size: int = 256,
+        max_batch_tokens: int | None = None,
         preallocate_cache: bool = True,
         compact: bool = True,
+        fast_llama: bool = True,
+        prefill_batch_size: int = 64,
+        max_cache_bytes: int = 2 << 30,
     ) -> None:
         """``model``: a :class:`~llamo_plugin.model.llamo.LlamoModel` (its LM and tokenizer
-        are used; its graph encoder is not). ``preallocate_cache``: write the KV cache into
-        one buffer instead of growing it by concatenation (same tokens, faster); ``compact``:
-        our greedy loop (:mod:`llamo_plugin.model.greedy`), which also drops finished rows
-        from the batch; ``False`` uses transformers' ``generate``."""
+        are used; its graph encoder is not). ``max_batch_tokens``: cap on rows x (longest
+        prompt + ``max_new_tokens``) per decode batch (None: what ``max_cache_bytes`` of KV
+        cache holds). ``preallocate_cache``: write the KV cache into one buffer instead of
+        growing it by concatenation (same tokens, faster); ``compact``: our greedy loop
+        (:mod:`llamo_plugin.model.greedy`), which also drops finished rows from the batch;
+        ``False`` uses transformers' ``generate``. ``fast_llama``: run that loop on
+        :mod:`~llamo_plugin.model.llama_decoder` (Llama LMs; same function, without the
+        transformers module stack), prefilling ``prefill_batch_size`` prompts at a time."""
         self.model = model
         self.max_batch_size = max_batch_size
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_tokens = max_batch_tokens or max(
+            1, max_cache_bytes // kv_bytes_per_position(model.lm)
+        )
         self.preallocate_cache = preallocate_cache
         self.compact = compact
+        self.fast_llama = fast_llama
+        self.prefill_batch_size = prefill_batch_size
 
     def generate(
         self,
@@ -52,24 +66,75 @@ class HFBackend:
         *,
         should_stop: ShouldStop | None = None,
     ) -> list[GenerationResult]:
-        import torch
+        from llamo_plugin.model import llama_decoder
 
         out: list[GenerationResult | None] = [None] * len(prompts)
         lengths = [len(p.prompt.input_ids) + decode.max_new_tokens for p in prompts]
+        grouped = self.compact and self.fast_llama and llama_decoder.supports(self.model.lm)
         for batch in length_buckets(lengths, self.max_batch_size, self.max_batch_tokens):
             if should_stop is not None and should_stop():
                 raise CancelledError("generation cancelled")
-            tokens = torch.from_numpy(np.stack([prompts[i].graph_tokens for i in batch]))
-            gens = self.model.generate_with_graph_tokens(
-                [prompts[i].prompt for i in batch],
-                tokens,
-                decode,
-                should_stop=should_stop,
-                preallocate_cache=self.preallocate_cache,
-                compact=self.compact,
-            )
-            if should_stop is not None and should_stop():
-                raise CancelledError("generation cancelled")
+            if grouped:
+                gens = self._decode_grouped([prompts[i] for i in batch], decode, should_stop)
+            else:
+                gens = self._decode_batch([prompts[i] for i in batch], decode, should_stop)
             for i, g in zip(batch, gens, strict=True):
-                out[i] = GenerationResult(g.text, tuple(g.token_ids), g.stop_reason)
+                out[i] = g
         return [g for g in out if g is not None]
+
+    def _decode_batch(
+        self, prompts: Sequence[PromptInputs], decode: DecodeConfig, should_stop: Any
+    ) -> list[GenerationResult]:
+        import torch
+
+        tokens = torch.from_numpy(np.stack([p.graph_tokens for p in prompts]))
+        gens = self.model.generate_with_graph_tokens(
+            [p.prompt for p in prompts],
+            tokens,
+            decode,
+            should_stop=should_stop,
+            preallocate_cache=self.preallocate_cache,
+            compact=self.compact,
+            fast_llama=self.fast_llama,
+        )
+        if should_stop is not None and should_stop():
+            raise CancelledError("generation cancelled")
+        return [GenerationResult(g.text, tuple(g.token_ids), g.stop_reason) for g in gens]
+
+    def _decode_grouped(
+        self, prompts: Sequence[PromptInputs], decode: DecodeConfig, should_stop: Any
+    ) -> list[GenerationResult]:
+        """One decode batch (sorted longest first), prefilled in groups of similar length."""
+        import torch
+
+        from llamo_plugin.model.llama_decoder import fast_greedy_decode
+        from llamo_plugin.prompt.assemble import collate_prompts
+
+        model = self.model
+        groups = []
+        with torch.inference_mode():
+            for start in range(0, len(prompts), self.prefill_batch_size):
+                part = prompts[start : start + self.prefill_batch_size]
+                batch = collate_prompts(
+                    [p.prompt for p in part], model.tokenizer.pad_token_id, padding_side="left"
+                )
+                tokens = torch.from_numpy(np.stack([p.graph_tokens for p in part]))
+                embeds = model.inputs_embeds(batch, tokens.to(model.device))
+                groups.append((embeds, batch.attention_mask.to(model.device)))
+        ids, cancelled = fast_greedy_decode(
+            model.lm, groups, decode, model.tokenizer.eos_token_id, should_stop=should_stop
+        )
+        if cancelled or (should_stop is not None and should_stop()):
+            raise CancelledError("generation cancelled")
+        gens = [model.decode_ids(row) for row in ids]
+        return [GenerationResult(g.text, tuple(g.token_ids), g.stop_reason) for g in gens]
+
+
+def kv_bytes_per_position(lm: Any) -> int:
+    """Bytes of key/value cache one position of one row takes in ``lm`` (all layers)."""
+    cfg = lm.config
+    heads = int(cfg.num_attention_heads)
+    kv_heads = int(getattr(cfg, "num_key_value_heads", None) or heads)
+    head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
+    itemsize = next(lm.parameters()).element_size()
+    return 2 * int(cfg.num_hidden_layers) * kv_heads * head_dim * itemsize

@@ -129,6 +129,6 @@ class VLLMBackend:
             raise CancelledError("generation cancelled")
         results = []
         for out in outputs:
-            gen = self.model._decode_ids(list(out.outputs[0].token_ids))
+            gen = self.model.decode_ids(list(out.outputs[0].token_ids))
             results.append(GenerationResult(gen.text, tuple(gen.token_ids), gen.stop_reason))
         return results

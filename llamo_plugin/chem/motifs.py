@@ -139,12 +139,34 @@ def _one_hot(vec: np.ndarray, field: str, count: int) -> None:
     vec[offset + min(count, bins - 1)] = 1.0
 
 
-def group_vector(mol: Any, group: set[int]) -> np.ndarray:
-    """The 73-dim vector of one functional group (layout in reference §4)."""
+def _mol_tables(mol: Any) -> tuple[list[int], list[tuple[int, int, int, bool]]]:
+    """Atomic numbers and ``(begin, end, bond field, in ring)`` of every bond, read from
+    RDKit once per molecule (RDKit's Python iterators are the slow part of the extraction)."""
+    atomic = [a.GetAtomicNum() for a in mol.GetAtoms()]
+    bonds = [
+        (
+            b.GetBeginAtomIdx(),
+            b.GetEndAtomIdx(),
+            _BOND_FIELDS[str(b.GetBondType())],
+            b.IsInRing(),
+        )
+        for b in mol.GetBonds()
+    ]
+    return atomic, bonds
+
+
+def group_vector(
+    mol: Any,
+    group: set[int],
+    tables: tuple[list[int], list[tuple[int, int, int, bool]]] | None = None,
+) -> np.ndarray:
+    """The 73-dim vector of one functional group (layout in reference §4); ``tables``:
+    :func:`_mol_tables` of ``mol``, when the caller has them already."""
+    atomic, bonds = tables if tables is not None else _mol_tables(mol)
     counts = {"C": 0, "O": 0, "N": 0, "P": 0, "S": 0}
     halogen = unknown = False
     for atom_idx in group:
-        z = mol.GetAtomWithIdx(atom_idx).GetAtomicNum()
+        z = atomic[atom_idx]
         if z in _ELEMENT_FIELDS:
             counts[_ELEMENT_FIELDS[z]] += 1
         elif z in _HALOGENS:
@@ -153,10 +175,10 @@ def group_vector(mol: Any, group: set[int]) -> np.ndarray:
             unknown = True
     bond_counts = [0, 0, 0, 0]
     in_ring = False
-    for bond in mol.GetBonds():
-        if bond.GetBeginAtomIdx() in group and bond.GetEndAtomIdx() in group:
-            bond_counts[_BOND_FIELDS[str(bond.GetBondType())]] += 1
-            in_ring = in_ring or bond.IsInRing()
+    for begin, end, field, ring in bonds:
+        if begin in group and end in group:
+            bond_counts[field] += 1
+            in_ring = in_ring or ring
     vec = np.zeros(MOTIF_FEATURE_SIZE, dtype=np.float32)
     for field_name, count in counts.items():
         _one_hot(vec, field_name, count)
@@ -191,4 +213,5 @@ def extract_motifs(canonical_smiles: str) -> np.ndarray | None:
         return None
     if not groups:
         return None
-    return np.stack([group_vector(mol, g) for g in groups])
+    tables = _mol_tables(mol)
+    return np.stack([group_vector(mol, g, tables) for g in groups])

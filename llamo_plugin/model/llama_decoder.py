@@ -1,0 +1,344 @@
+"""Batched greedy decoding of Llama-architecture LMs without the transformers module stack.
+
+The ``hf`` backend's fast path for ``LlamaForCausalLM`` (the official LLaMo LM, Llama-2-7B, and
+our embedded model). It computes the same function as transformers' Llama forward, from the
+same weight tensors (nothing is copied), op for op: RMSNorm in fp32 then cast, rotary
+embeddings from the model's own ``rotary_emb`` module, ``scaled_dot_product_attention`` with
+a boolean mask, SiLU-gated MLP, the residual adds in the same order, the LM head on the
+final norm. What it leaves out is the per-call machinery (mask builders, cache classes,
+module hooks, output dataclasses) that dominates a decoding step of a small model on CPU,
+and it keeps the KV cache in one preallocated buffer per layer, compacted (finished rows
+dropped, filled positions only) as rows finish.
+
+The logits rules and the argmax are :mod:`llamo_plugin.model.greedy`'s, in the same order as
+``generate``. Tokens equal transformers' on the test set and on the 256 benchmark molecules
+(tested; ``llamo bench`` reports ``identical_to_reference``); differences, if any, would be
+floating-point ties.
+
+Unsupported configurations (another architecture, ``pretraining_tp > 1``, dynamic RoPE, an
+activation other than SiLU) return False from :func:`supports`; the caller then uses the
+transformers loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from llamo_plugin.config import DecodeConfig
+from llamo_plugin.model.greedy import apply_repetition_penalty, ban_repeated_ngrams
+
+
+def supports(lm: Any) -> bool:
+    """Whether ``lm`` is a Llama causal LM this decoder reproduces exactly."""
+    cfg = getattr(lm, "config", None)
+    if cfg is None or getattr(cfg, "model_type", None) != "llama":
+        return False
+    if type(lm).__name__ != "LlamaForCausalLM":
+        return False
+    rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
+    rope_type = rope.get("rope_type", rope.get("type", "default")) if rope else "default"
+    return (
+        getattr(cfg, "hidden_act", "silu") == "silu"
+        and getattr(cfg, "pretraining_tp", 1) == 1
+        and rope_type != "dynamic"
+    )
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One decoder layer's weights (views of the transformers module's parameters)."""
+
+    norm_in: torch.Tensor
+    q: torch.Tensor
+    k: torch.Tensor
+    v: torch.Tensor
+    o: torch.Tensor
+    q_bias: torch.Tensor | None
+    k_bias: torch.Tensor | None
+    v_bias: torch.Tensor | None
+    o_bias: torch.Tensor | None
+    norm_post: torch.Tensor
+    gate: torch.Tensor
+    up: torch.Tensor
+    down: torch.Tensor
+    gate_bias: torch.Tensor | None
+    up_bias: torch.Tensor | None
+    down_bias: torch.Tensor | None
+
+
+@dataclass
+class _Group:
+    """Prompts prefilled together. Their cache rows are ``[start, start + count)`` (rows
+    past ``count`` have finished); their columns start at ``offset`` (prompts right-aligned
+    to the common length). ``mask [count, prompt_len]`` is the left-padding mask."""
+
+    start: int
+    count: int
+    offset: int
+    mask: torch.Tensor
+
+
+class LlamaDecoder:
+    """Prefill + one-token steps of a ``LlamaForCausalLM`` over a preallocated KV cache.
+
+    The batch is made of *groups*: prompts of similar length prefilled together (left-padded
+    to the group's longest). Every group's prompt block is right-aligned to the longest
+    prompt of the batch, so all rows write their generated tokens to the same column; each
+    group's attention reads only its own columns (no reads of another group's padding).
+
+    Shapes (B rows, T positions, H heads, Hk KV heads, hd head dim, D hidden, V vocab):
+        key/value buffers ``[B, Hk, capacity, hd]``; prefill embeddings ``[b, T, D]`` per
+        group; step embeddings ``[B, 1, D]`` -> logits ``[rows, V]`` fp32.
+    """
+
+    def __init__(self, lm: Any) -> None:
+        if not supports(lm):
+            raise ValueError(f"{type(lm).__name__} is not supported by the fast Llama decoder")
+        cfg = lm.config
+        self.lm = lm
+        self.eps = float(cfg.rms_norm_eps)
+        self.heads = int(cfg.num_attention_heads)
+        self.kv_heads = int(getattr(cfg, "num_key_value_heads", None) or self.heads)
+        self.head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads)
+        self.scale = self.head_dim**-0.5
+        model = lm.model
+        self.rotary = model.rotary_emb
+        self.final_norm = model.norm.weight
+        self.head = lm.lm_head.weight
+        self.head_bias = getattr(lm.lm_head, "bias", None)
+        self.layers = []
+        for block in model.layers:
+            a, m = block.self_attn, block.mlp
+            self.layers.append(
+                _Layer(
+                    block.input_layernorm.weight,
+                    a.q_proj.weight, a.k_proj.weight, a.v_proj.weight, a.o_proj.weight,
+                    a.q_proj.bias, a.k_proj.bias, a.v_proj.bias, a.o_proj.bias,
+                    block.post_attention_layernorm.weight,
+                    m.gate_proj.weight, m.up_proj.weight, m.down_proj.weight,
+                    m.gate_proj.bias, m.up_proj.bias, m.down_proj.bias,
+                )
+            )  # fmt: skip
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        self.groups: list[_Group] = []
+        self.prompt_length = 0  # common (right-aligned) prompt length
+        self.length = 0  # filled columns
+
+    # ------------------------------------------------------------------ pieces
+    def _rms_norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """transformers' LlamaRMSNorm: statistics in fp32, then back to the input dtype."""
+        dtype = x.dtype
+        h = x.to(torch.float32)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return weight * h.to(dtype)
+
+    @staticmethod
+    def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        half = x.shape[-1] // 2
+        rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+        return (x * cos) + (rotated * sin)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        last = self._rms_norm(x[:, -1, :], self.final_norm)
+        return F.linear(last, self.head, self.head_bias).float()
+
+    def _layers(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        attend: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """The decoder layers on ``x [b, T, D]``; ``attend(layer, q, k, v)`` stores k/v and
+        returns the attention output ``[b, H, T, hd]``."""
+        batch, new, _ = x.shape
+        cos, sin = self.rotary(x, positions)  # [b, T, hd]
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        for i, w in enumerate(self.layers):
+            h = self._rms_norm(x, w.norm_in)
+            q = F.linear(h, w.q, w.q_bias).view(batch, new, self.heads, -1).transpose(1, 2)
+            k = F.linear(h, w.k, w.k_bias).view(batch, new, self.kv_heads, -1).transpose(1, 2)
+            v = F.linear(h, w.v, w.v_bias).view(batch, new, self.kv_heads, -1).transpose(1, 2)
+            q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
+            attn = attend(i, q, k, v).transpose(1, 2).reshape(batch, new, -1)
+            x = x + F.linear(attn, w.o, w.o_bias)
+            h = self._rms_norm(x, w.norm_post)
+            gated = F.silu(F.linear(h, w.gate, w.gate_bias)) * F.linear(h, w.up, w.up_bias)
+            x = x + F.linear(gated, w.down, w.down_bias)
+        return x
+
+    def _sdpa(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor):
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, scale=self.scale, enable_gqa=self.kv_heads != self.heads
+        )
+
+    # ------------------------------------------------------------------ cache
+    def allocate(self, batch: int, prompt_length: int, capacity: int, like: torch.Tensor) -> None:
+        """Empty KV buffers for ``batch`` rows: ``prompt_length`` prompt columns (every group
+        right-aligned to it) plus room for ``capacity - prompt_length`` generated tokens."""
+        shape = (batch, self.kv_heads, capacity, self.head_dim)
+        self.keys = [like.new_empty(shape) for _ in self.layers]
+        self.values = [like.new_empty(shape) for _ in self.layers]
+        self.groups = []
+        self.prompt_length = self.length = prompt_length
+
+    def keep_rows(self, alive: torch.Tensor) -> torch.Tensor:
+        """Drop finished rows: ``alive [B]`` bool over the running rows (in group order).
+
+        Within each group, live rows past the group's new size move into the slots of
+        finished rows before it, so only those rows' filled columns are copied (dropping
+        rows by re-packing the whole cache copied every live row each time). Returns the
+        new order of the running rows as indices into the old order; the caller reorders
+        its per-row state with it.
+        """
+        n = self.length
+        order, first = [], 0
+        for g in self.groups:
+            live = alive[first : first + g.count]
+            keep = int(live.sum())
+            local = torch.arange(g.count, device=alive.device)
+            holes = local[:keep][~live[:keep]]  # finished rows inside the new size
+            movers = local[keep:][live[keep:]]  # live rows past it
+            if holes.numel():
+                dst, src = g.start + holes, g.start + movers
+                for buffers in (self.keys, self.values):
+                    for buf in buffers:
+                        buf[dst, :, :n] = buf[src, :, :n]
+            moved = local.clone()
+            moved[holes] = movers
+            moved = moved[:keep]
+            order.append(first + moved)
+            g.mask = g.mask[moved]
+            first += g.count
+            g.count = keep
+        self.groups = [g for g in self.groups if g.count]
+        return torch.cat(order)
+
+    # ------------------------------------------------------------------ forward
+    def prefill(self, start: int, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Prefill one group: rows ``[start, start + b)``, left-padded ``embeds [b, T, D]``
+        with ``mask [b, T]`` (False at padding). Returns the last position's logits
+        ``[b, V]``; the group's keys/values fill columns ``[prompt_length - T,
+        prompt_length)``."""
+        rows, new = embeds.shape[0], embeds.shape[1]
+        offset = self.prompt_length - new
+        if offset < 0:
+            raise ValueError(f"prompt of {new} positions > allocated {self.prompt_length}")
+        mask = mask.bool()
+        positions = (mask.long().cumsum(-1) - 1).masked_fill(~mask, 1)
+        causal = torch.ones(new, new, dtype=torch.bool, device=mask.device).tril()
+        eye = torch.eye(new, dtype=torch.bool, device=mask.device)
+        # a left-padding query may see itself, so that no attention row is empty (no NaN)
+        attn_mask = ((causal[None] & mask[:, None, :]) | eye[None])[:, None]  # [b, 1, T, T]
+        sl = slice(start, start + rows)
+        cols = slice(offset, self.prompt_length)
+
+        def attend(i: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            self.keys[i][sl, :, cols] = k
+            self.values[i][sl, :, cols] = v
+            return self._sdpa(q, k, v, attn_mask)
+
+        x = self._layers(embeds, positions, attend)
+        self.groups.append(_Group(start, rows, offset, mask))
+        return self._logits(x)
+
+    def step(self, embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """One new token per running row: ``embeds [B, 1, D]``, ``positions [B]`` (running
+        rows in group order) -> logits ``[B, V]``. Each group attends to its own rows and
+        columns only."""
+        col, end = self.length, self.length + 1
+        generated = end - self.prompt_length
+        parts, first = [], 0
+        for g in self.groups:
+            ones = g.mask.new_ones(g.count, generated)
+            mask = torch.cat([g.mask, ones], dim=1)[:, None, None, :]
+            parts.append((slice(first, first + g.count), slice(g.start, g.start + g.count),
+                          g.offset, mask))  # fmt: skip
+            first += g.count
+
+        def attend(i: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            keys, values = self.keys[i], self.values[i]
+            outs = []
+            for running, rows, offset, mask in parts:
+                keys[rows, :, col] = k[running, :, 0]
+                values[rows, :, col] = v[running, :, 0]
+                outs.append(
+                    self._sdpa(q[running], keys[rows, :, offset:end], values[rows, :, offset:end],
+                               mask)
+                )  # fmt: skip
+            return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+        x = self._layers(embeds, positions[:, None], attend)
+        self.length = end
+        return self._logits(x)
+
+
+@torch.inference_mode()
+def fast_greedy_decode(
+    lm: Any,
+    groups: list[tuple[torch.Tensor, torch.Tensor]],
+    decode: DecodeConfig,
+    eos_token_id: int,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    compact_fraction: float = 0.0,
+) -> tuple[list[list[int]], bool]:
+    """:func:`llamo_plugin.model.greedy.greedy_decode` on :class:`LlamaDecoder`, for a batch
+    made of prefill groups.
+
+    Args:
+        groups: ``(inputs_embeds [b, L, D], attention_mask [b, L])`` per group: left-padded
+            prompt embeddings (graph tokens spliced in), 0 at padding. All groups decode as
+            one batch; rows are numbered in group order.
+        compact_fraction: drop finished rows once at least this fraction of the running
+            batch has finished (0: as soon as one has; dropping copies only the rows that
+            move into the freed slots, so it pays off at once).
+
+    Returns:
+        (generated ids per row, up to and including EOS when reached; cancelled flag).
+    """
+    first = groups[0][0]
+    device = first.device
+    batch = sum(e.shape[0] for e, _ in groups)
+    prompt_length = max(e.shape[1] for e, _ in groups)
+    decoder = LlamaDecoder(lm)
+    decoder.allocate(batch, prompt_length, prompt_length + decode.max_new_tokens, first)
+    logits_parts, positions, start = [], [], 0
+    for embeds, mask in groups:
+        if should_stop is not None and should_stop():
+            return [[] for _ in range(batch)], True
+        logits_parts.append(decoder.prefill(start, embeds, mask))
+        positions.append(mask.long().sum(-1))  # next position id of each row
+        start += embeds.shape[0]
+    logits = torch.cat(logits_parts)
+    next_pos = torch.cat(positions).to(device)  # [B]
+    rows = torch.arange(batch, device=device)  # original row of each running row
+    generated = torch.empty(batch, 0, dtype=torch.long, device=device)
+    results: list[list[int]] = [[] for _ in range(batch)]
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    embed = lm.get_input_embeddings()
+    for step in range(decode.max_new_tokens):
+        if should_stop is not None and should_stop():
+            return results, True
+        scores = apply_repetition_penalty(logits, generated, decode.repetition_penalty)
+        scores = ban_repeated_ngrams(scores, generated, decode.no_repeat_ngram_size)
+        tokens = scores.argmax(dim=-1)  # [b]
+        for r, t, done in zip(rows.tolist(), tokens.tolist(), finished.tolist(), strict=True):
+            if not done:
+                results[r].append(t)
+        finished = finished | (tokens == eos_token_id)
+        if bool(finished.all()) or step == decode.max_new_tokens - 1:
+            break
+        generated = torch.cat([generated, tokens[:, None]], dim=1)
+        if bool(finished.any()) and finished.float().mean() >= compact_fraction:
+            order = decoder.keep_rows(~finished)
+            rows, generated = rows[order], generated[order]
+            next_pos, tokens, finished = next_pos[order], tokens[order], finished[order]
+        logits = decoder.step(embed(tokens)[:, None, :], next_pos)
+        next_pos = next_pos + 1
+    return results, False
