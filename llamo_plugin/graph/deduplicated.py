@@ -10,7 +10,9 @@
 - sums each class's incoming messages as a gather over a padded ``[C, D]`` neighbour table
   (a fixed order, so multi-threaded onnxruntime is repeatable; ``index_add`` exported to a
   ``ScatterND(add)`` that races with more than one thread);
-- folds every inference-mode BatchNorm into the linear layer before it.
+- folds every inference-mode BatchNorm into the linear layer before it, and the motif
+  attention's key/value projections through the motif embedding
+  (``MultiLevelProjector.motif_tokens_folded``).
 
 This is the module exported to ONNX (``export/onnx_graph.py``); training and the reference
 path use ``GraphTokenizer``. Build it from a model in eval mode: the folded weights are a
@@ -146,7 +148,7 @@ class DedupGraphTokenizer(nn.Module):
             atom_classes, bond_classes, parents, message_sources, message_bonds, messages
         )
         level = self.level_tokens(states, dense_classes, node_mask)
-        motif = self.projector.motif_tokens(motifs, motif_mask)
+        motif = self.projector.motif_tokens_folded(motifs, motif_mask)
         return self.projector.tokens_from_parts(level, motif)
 
 

@@ -174,6 +174,50 @@ class MultiLevelProjector(nn.Module):
         )
         return torch.where(has_motifs[:, None, None], out, queries)
 
+    def motif_tokens_folded(self, motifs: torch.Tensor, motif_mask: torch.Tensor) -> torch.Tensor:
+        """:meth:`motif_tokens` rearranged so that nothing is projected per motif.
+
+        The motif values are ``W_m x`` (no bias) for the 73-dim motif vectors ``x``, so the
+        key and value projections fold through ``W_m``: scores are
+        ``x . ((W_k W_m)^T q) + const`` (softmax ignores the constant) and outputs are
+        ``(W_v W_m) (sum_j p_j x_j) + b_v``. Same weights and result, in the 73-dim motif
+        space instead of ``M`` projections to ``[input_size, 2 * input_size]``.
+
+        Shapes: motifs ``[B, M, 73]``, motif_mask ``[B, M]`` -> ``[B, num_motif_queries, d]``.
+        """
+        attn = self.motif_cross_attention
+        d, heads = attn.embed_dim, attn.num_heads
+        head_dim = d // heads
+        n_q = self.motif_query_tokens.shape[0]
+        batch = motifs.shape[0]
+        w_m = self.motif_weight.weight  # [d, 73]
+        w_q, w_k, w_v = (
+            attn.in_proj_weight[:d],
+            attn.in_proj_weight[d : 2 * d],
+            attn.in_proj_weight[2 * d :],
+        )
+        b_q, b_v = attn.in_proj_bias[:d], attn.in_proj_bias[2 * d :]
+        q = torch.matmul(self.motif_query_tokens, w_q.t()) + b_q  # [m, d]
+        qh = q.view(n_q, heads, head_dim).transpose(0, 1)  # [H, m, hd]
+        w_km = torch.matmul(w_k, w_m).view(heads, head_dim, -1)  # [H, hd, 73]
+        folded = torch.matmul(qh * head_dim**-0.5, w_km).reshape(heads * n_q, -1)  # [H*m, 73]
+        has_motifs = motif_mask.any(dim=1)  # [B]
+        first = torch.zeros_like(motif_mask)
+        first[:, 0] = True
+        safe_mask = motif_mask | (first & ~has_motifs[:, None])
+        x = motifs.to(w_m.dtype)
+        scores = torch.matmul(x, folded.t())  # [B, M, H*m]
+        scores = scores.masked_fill(~safe_mask[:, :, None], float("-inf"))
+        probs = torch.softmax(scores, dim=1)
+        pooled = torch.matmul(probs.transpose(1, 2), x)  # [B, H*m, 73]
+        pooled = pooled.view(batch, heads, n_q, -1)
+        w_vm = torch.matmul(w_v, w_m).view(heads, head_dim, -1)  # [H, hd, 73]
+        out = torch.matmul(pooled, w_vm.transpose(1, 2)) + b_v.view(heads, 1, head_dim)
+        out = out.transpose(1, 2).reshape(batch, n_q, d)  # heads concatenated
+        out = attn.out_proj(out)
+        queries = self.motif_query_tokens.expand(batch, -1, -1)
+        return torch.where(has_motifs[:, None, None], out, queries)
+
     def forward(
         self,
         levels: list[torch.Tensor],

@@ -189,6 +189,19 @@ def test_motif_tokens_match_unbatched_attention_and_ignore_padding() -> None:
     torch.testing.assert_close(out_padded, out, atol=1e-6, rtol=1e-6)
 
 
+def test_folded_motif_tokens_equal_multihead_attention() -> None:
+    """The folded form (keys/values through the motif embedding, pooling in motif space)
+    computes what nn.MultiheadAttention computes, padding and motif-free molecules included."""
+    proj = _projector()
+    motifs, mask = _motifs([3, 0, 1, 4, 2])
+    motifs[~mask] = 7.0  # garbage in padded slots
+    with torch.no_grad():
+        want = proj.motif_tokens(motifs, mask)
+        got = proj.motif_tokens_folded(motifs, mask)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert torch.equal(got[1], proj.motif_query_tokens)
+
+
 def test_forward_shape_dtype_and_no_nan() -> None:
     proj = _projector()
     levels, mask = _levels(3, [6, 1, 3])
