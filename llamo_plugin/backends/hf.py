@@ -39,6 +39,7 @@ class HFBackend:
         fast_llama: bool = True,
         prefill_batch_size: int = 64,
         max_cache_bytes: int = 2 << 30,
+        share_prefix: bool = True,
     ) -> None:
         """``model``: a :class:`~llamo_plugin.model.llamo.LlamoModel` (its LM and tokenizer
         are used; its graph encoder is not). ``max_batch_tokens``: cap on rows x (longest
@@ -48,7 +49,9 @@ class HFBackend:
         (:mod:`llamo_plugin.model.greedy`), which also drops finished rows from the batch;
         ``False`` uses transformers' ``generate``. ``fast_llama``: run that loop on
         :mod:`~llamo_plugin.model.llama_decoder` (Llama LMs; same function, without the
-        transformers module stack), prefilling ``prefill_batch_size`` prompts at a time."""
+        transformers module stack), prefilling ``prefill_batch_size`` prompts at a time;
+        ``share_prefix``: compute the prompt start all rows share (chat template, system
+        message) once per decode batch."""
         self.model = model
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens or max(
@@ -58,6 +61,7 @@ class HFBackend:
         self.compact = compact
         self.fast_llama = fast_llama
         self.prefill_batch_size = prefill_batch_size
+        self.share_prefix = share_prefix
 
     def generate(
         self,
@@ -108,26 +112,65 @@ class HFBackend:
         import torch
 
         from llamo_plugin.model.llama_decoder import fast_greedy_decode
-        from llamo_plugin.prompt.assemble import collate_prompts
+        from llamo_plugin.prompt.assemble import EncodedPrompt, collate_prompts
 
         model = self.model
+        fixed = shared_prefix_length(prompts) if self.share_prefix else 0
         groups = []
+        prefix = None
         with torch.inference_mode():
-            for start in range(0, len(prompts), self.prefill_batch_size):
-                part = prompts[start : start + self.prefill_batch_size]
-                batch = collate_prompts(
-                    [p.prompt for p in part], model.tokenizer.pad_token_id, padding_side="left"
-                )
+            if fixed:
+                ids = torch.tensor(prompts[0].prompt.input_ids[:fixed], device=model.device)
+                prefix = model.lm.get_input_embeddings()(ids)  # [P, D]
+            for part in prefill_groups(prompts, self.prefill_batch_size):
+                rest = [EncodedPrompt(p.prompt.input_ids[fixed:], p.prompt.labels[fixed:])
+                        for p in part]  # fmt: skip
+                batch = collate_prompts(rest, model.tokenizer.pad_token_id, padding_side="left")
                 tokens = torch.from_numpy(np.stack([p.graph_tokens for p in part]))
                 embeds = model.inputs_embeds(batch, tokens.to(model.device))
                 groups.append((embeds, batch.attention_mask.to(model.device)))
         ids, cancelled = fast_greedy_decode(
-            model.lm, groups, decode, model.tokenizer.eos_token_id, should_stop=should_stop
+            model.lm,
+            groups,
+            decode,
+            model.tokenizer.eos_token_id,
+            prefix=prefix,
+            should_stop=should_stop,
         )
         if cancelled or (should_stop is not None and should_stop()):
             raise CancelledError("generation cancelled")
         gens = [model.decode_ids(row) for row in ids]
         return [GenerationResult(g.text, tuple(g.token_ids), g.stop_reason) for g in gens]
+
+
+def shared_prefix_length(prompts: Sequence[PromptInputs]) -> int:
+    """Length of the token prefix every prompt starts with (the chat template and system
+    message), stopping before any graph slot and leaving each prompt at least one token."""
+    from llamo_plugin.prompt.assemble import GRAPH_SLOT
+
+    ids = [p.prompt.input_ids for p in prompts]
+    limit = min(len(i) for i in ids) - 1
+    n = 0
+    while n < limit and ids[0][n] != GRAPH_SLOT and all(i[n] == ids[0][n] for i in ids):
+        n += 1
+    return n
+
+
+def prefill_groups(
+    prompts: Sequence[PromptInputs], max_rows: int, slack: float = 0.1
+) -> list[list[PromptInputs]]:
+    """Cut prompts sorted longest first into prefill groups of at most ``max_rows``; a new
+    group starts where a prompt is shorter than the group's longest by more than
+    ``slack`` of it (at least 4 positions), so little prefill compute goes to padding."""
+    groups: list[list[PromptInputs]] = []
+    longest = 0
+    for p in prompts:
+        n = len(p.prompt.input_ids)
+        if not groups or len(groups[-1]) >= max_rows or longest - n > max(4, slack * longest):
+            groups.append([])
+            longest = n
+        groups[-1].append(p)
+    return groups
 
 
 def kv_bytes_per_position(lm: Any) -> int:

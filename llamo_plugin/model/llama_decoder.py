@@ -129,6 +129,9 @@ class LlamaDecoder:
         self.groups: list[_Group] = []
         self.prompt_length = 0  # common (right-aligned) prompt length
         self.length = 0  # filled columns
+        self.prefix_keys: list[torch.Tensor] = []  # [1, Hk, P, hd] per layer
+        self.prefix_values: list[torch.Tensor] = []
+        self.prefix_length = 0
 
     # ------------------------------------------------------------------ pieces
     def _rms_norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -220,31 +223,64 @@ class LlamaDecoder:
         return torch.cat(order)
 
     # ------------------------------------------------------------------ forward
-    def prefill(self, start: int, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Prefill one group: rows ``[start, start + b)``, left-padded ``embeds [b, T, D]``
-        with ``mask [b, T]`` (False at padding). Returns the last position's logits
-        ``[b, V]``; the group's keys/values fill columns ``[prompt_length - T,
-        prompt_length)``."""
-        rows, new = embeds.shape[0], embeds.shape[1]
-        offset = self.prompt_length - new
-        if offset < 0:
-            raise ValueError(f"prompt of {new} positions > allocated {self.prompt_length}")
-        mask = mask.bool()
-        positions = (mask.long().cumsum(-1) - 1).masked_fill(~mask, 1)
-        causal = torch.ones(new, new, dtype=torch.bool, device=mask.device).tril()
-        eye = torch.eye(new, dtype=torch.bool, device=mask.device)
-        # a left-padding query may see itself, so that no attention row is empty (no NaN)
-        attn_mask = ((causal[None] & mask[:, None, :]) | eye[None])[:, None]  # [b, 1, T, T]
-        sl = slice(start, start + rows)
-        cols = slice(offset, self.prompt_length)
+    def set_prefix(self, embeds: torch.Tensor) -> None:
+        """Compute, once, the keys/values of a prompt prefix every row starts with
+        (``embeds [P, D]``, positions ``0..P-1``); :meth:`prefill` then copies them into each
+        row instead of recomputing them."""
+        new = embeds.shape[0]
+        positions = torch.arange(new, device=embeds.device)[None]
+        causal = torch.ones(new, new, dtype=torch.bool, device=embeds.device).tril()[None, None]
+        keys: list[torch.Tensor] = []
+        values: list[torch.Tensor] = []
 
         def attend(i: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-            self.keys[i][sl, :, cols] = k
-            self.values[i][sl, :, cols] = v
-            return self._sdpa(q, k, v, attn_mask)
+            keys.append(k)
+            values.append(v)
+            return self._sdpa(q, k, v, causal)
+
+        self._layers(embeds[None], positions, attend)
+        self.prefix_keys, self.prefix_values, self.prefix_length = keys, values, new
+
+    def prefill(self, start: int, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Prefill one group: rows ``[start, start + b)``, left-padded ``embeds [b, T, D]``
+        with ``mask [b, T]`` (False at padding): the prompts after the shared prefix of
+        :meth:`set_prefix`, if one was set. Returns the last position's logits ``[b, V]``.
+
+        The group's columns are ``[prompt_length - P - T, prompt_length)``: the prefix
+        (``P`` columns, copied), then the left-padded rest. Padding between them is masked,
+        so every row attends to exactly its prompt, in order.
+        """
+        rows, new = embeds.shape[0], embeds.shape[1]
+        fixed = self.prefix_length
+        offset = self.prompt_length - fixed - new
+        if offset < 0:
+            raise ValueError(f"prompt of {fixed + new} positions > allocated {self.prompt_length}")
+        mask = mask.bool()
+        positions = fixed + (mask.long().cumsum(-1) - 1).masked_fill(~mask, 0)
+        width = fixed + new
+        causal = torch.ones(new, width, dtype=torch.bool, device=mask.device).tril(fixed)
+        visible = torch.cat([mask.new_ones(rows, fixed), mask], dim=1)  # [b, P + T]
+        eye = torch.zeros(new, width, dtype=torch.bool, device=mask.device)
+        eye[:, fixed:] = torch.eye(new, dtype=torch.bool, device=mask.device)
+        # a left-padding query may see itself, so that no attention row is empty (no NaN)
+        attn_mask = ((causal[None] & visible[:, None, :]) | eye[None])[:, None]  # [b,1,T,P+T]
+        sl = slice(start, start + rows)
+        own = slice(offset + fixed, self.prompt_length)
+        cols = slice(offset, self.prompt_length)
+        for i in range(len(self.layers) if fixed else 0):
+            self.keys[i][sl, :, offset : offset + fixed] = self.prefix_keys[i]
+            self.values[i][sl, :, offset : offset + fixed] = self.prefix_values[i]
+
+        def attend(i: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            self.keys[i][sl, :, own] = k
+            self.values[i][sl, :, own] = v
+            if not fixed:
+                return self._sdpa(q, k, v, attn_mask)
+            return self._sdpa(q, self.keys[i][sl, :, cols], self.values[i][sl, :, cols],
+                              attn_mask)  # fmt: skip
 
         x = self._layers(embeds, positions, attend)
-        self.groups.append(_Group(start, rows, offset, mask))
+        self.groups.append(_Group(start, rows, offset, visible))
         return self._logits(x)
 
     def step(self, embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -285,6 +321,7 @@ def fast_greedy_decode(
     decode: DecodeConfig,
     eos_token_id: int,
     *,
+    prefix: torch.Tensor | None = None,
     should_stop: Callable[[], bool] | None = None,
     compact_fraction: float = 0.0,
 ) -> tuple[list[list[int]], bool]:
@@ -295,6 +332,8 @@ def fast_greedy_decode(
         groups: ``(inputs_embeds [b, L, D], attention_mask [b, L])`` per group: left-padded
             prompt embeddings (graph tokens spliced in), 0 at padding. All groups decode as
             one batch; rows are numbered in group order.
+        prefix: ``[P, D]`` embeddings of a prompt start shared by every row and left out of
+            ``groups`` (computed once; positions ``0..P-1``).
         compact_fraction: drop finished rows once at least this fraction of the running
             batch has finished (0: as soon as one has; dropping copies only the rows that
             move into the freed slots, so it pays off at once).
@@ -305,15 +344,18 @@ def fast_greedy_decode(
     first = groups[0][0]
     device = first.device
     batch = sum(e.shape[0] for e, _ in groups)
-    prompt_length = max(e.shape[1] for e, _ in groups)
+    fixed = 0 if prefix is None else prefix.shape[0]
+    prompt_length = fixed + max(e.shape[1] for e, _ in groups)
     decoder = LlamaDecoder(lm)
     decoder.allocate(batch, prompt_length, prompt_length + decode.max_new_tokens, first)
+    if prefix is not None and fixed:
+        decoder.set_prefix(prefix)
     logits_parts, positions, start = [], [], 0
     for embeds, mask in groups:
         if should_stop is not None and should_stop():
             return [[] for _ in range(batch)], True
         logits_parts.append(decoder.prefill(start, embeds, mask))
-        positions.append(mask.long().sum(-1))  # next position id of each row
+        positions.append(fixed + mask.long().sum(-1))  # next position id of each row
         start += embeds.shape[0]
     logits = torch.cat(logits_parts)
     next_pos = torch.cat(positions).to(device)  # [B]

@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from llamo_plugin.backends.base import PromptInputs
-from llamo_plugin.backends.hf import HFBackend, kv_bytes_per_position
+from llamo_plugin.backends.hf import (
+    HFBackend,
+    kv_bytes_per_position,
+    prefill_groups,
+    shared_prefix_length,
+)
 from llamo_plugin.config import DecodeConfig
 from llamo_plugin.model.llama_decoder import LlamaDecoder, fast_greedy_decode, supports
 from llamo_plugin.prompt.assemble import collate_prompts
@@ -86,6 +91,7 @@ def test_prefill_logits_equal_transformers(tiny_model: Any, which: str) -> None:
     assert torch.isfinite(decoder.keys[0][:, :, : embeds.shape[1]]).all()  # padding too
 
 
+@pytest.mark.parametrize("share_prefix", [False, True])
 @pytest.mark.parametrize("which", ["tiny", "gqa"])
 @pytest.mark.parametrize(
     "decode",
@@ -95,13 +101,13 @@ def test_prefill_logits_equal_transformers(tiny_model: Any, which: str) -> None:
     ],
 )
 def test_groups_and_compaction_give_generate_tokens(
-    tiny_model: Any, which: str, decode: DecodeConfig
+    tiny_model: Any, which: str, decode: DecodeConfig, share_prefix: bool
 ) -> None:
-    """Prefill in groups of unequal prompt lengths, with an 'EOS' that rows emit at
-    different steps (so rows leave the batch mid-way): the tokens of transformers'
-    ``generate`` on the whole left-padded batch."""
+    """Prefill in groups of unequal prompt lengths (optionally after a shared prompt prefix
+    computed once), with an 'EOS' that rows emit at different steps (so rows leave the batch
+    mid-way): the tokens of transformers' ``generate`` on the whole left-padded batch."""
     model = tiny_model if which == "tiny" else _gqa_model()
-    embeds, mask, _ = _embeds(model, SMILES)
+    embeds, mask, examples = _embeds(model, SMILES)
     free = _hf_generate(model, embeds, mask, decode, eos=-1)
     counts: dict[int, int] = {}
     for row in free:
@@ -110,13 +116,27 @@ def test_groups_and_compaction_give_generate_tokens(
     eos = max(counts, key=lambda t: (counts[t] < len(free), counts[t]))  # common, not in all
     want = _hf_generate(model, embeds, mask, decode, eos)
     assert len({len(r) for r in want}) > 1  # rows finish at different steps
+    prefix, fixed = None, 0
+    if share_prefix:
+        fixed = shared_prefix_length([PromptInputs(e.prompt, None) for e in examples])
+        assert fixed > 3  # the chat template and system message
+        first = int((mask[0] == 0).sum())
+        prefix = embeds[0, first : first + fixed]
     groups = []
     for part in (slice(0, 4), slice(4, 6), slice(6, 9)):  # groups trimmed to their own length
-        m = mask[part]
-        keep = int(m.sum(-1).max())
-        groups.append((embeds[part, -keep:], m[:, -keep:]))
+        rows = []
+        for r in range(part.start, part.stop):  # each row's prompt after the prefix
+            start = int((mask[r] == 0).sum()) + fixed
+            rows.append(embeds[r, start:])
+        width = max(x.shape[0] for x in rows)
+        e = embeds.new_zeros(len(rows), width, embeds.shape[2])
+        m = mask.new_zeros(len(rows), width)
+        for i, x in enumerate(rows):
+            e[i, width - x.shape[0] :] = x
+            m[i, width - x.shape[0] :] = 1
+        groups.append((e, m))
     assert len({g[0].shape[1] for g in groups}) > 1
-    got, cancelled = fast_greedy_decode(model.lm, groups, decode, eos)
+    got, cancelled = fast_greedy_decode(model.lm, groups, decode, eos, prefix=prefix)
     assert not cancelled
     assert got == want
 
@@ -143,3 +163,26 @@ def test_cache_budget_sets_batch_tokens(tiny_model: Any) -> None:
     assert per_position == 2 * cfg.num_hidden_layers * cfg.hidden_size * 4  # fp32, no GQA
     backend = HFBackend(tiny_model, max_cache_bytes=per_position * 1000)
     assert backend.max_batch_tokens == 1000
+
+
+def test_shared_prefix_stops_at_graph_slots_and_leaves_a_token() -> None:
+    from llamo_plugin.prompt.assemble import GRAPH_SLOT, EncodedPrompt
+
+    def p(ids: list[int]) -> PromptInputs:
+        return PromptInputs(EncodedPrompt(ids, [-100] * len(ids)), None)
+
+    assert shared_prefix_length([p([1, 2, 3, 4]), p([1, 2, 3, 5])]) == 3
+    assert shared_prefix_length([p([1, 2, GRAPH_SLOT, 4]), p([1, 2, GRAPH_SLOT, 4])]) == 2
+    assert shared_prefix_length([p([1, 2, 3]), p([1, 2, 3, 4])]) == 2  # one token left
+    assert shared_prefix_length([p([7, 2]), p([1, 2])]) == 0
+
+
+def test_prefill_groups_bound_padding_and_size() -> None:
+    from llamo_plugin.prompt.assemble import EncodedPrompt
+
+    lengths = [101, 99, 90, 70, 69, 68, 67, 66, 65, 64]
+    prompts = [PromptInputs(EncodedPrompt([1] * n, [-100] * n), None) for n in lengths]
+    groups = prefill_groups(prompts, max_rows=4)
+    sizes = [[len(p.prompt.input_ids) for p in g] for g in groups]
+    assert sizes == [[101, 99], [90], [70, 69, 68, 67], [66, 65, 64]]  # 101 - 90 > 10%
+    assert [p for g in groups for p in g] == prompts  # order kept, nothing dropped
