@@ -186,3 +186,20 @@ def test_prefill_groups_bound_padding_and_size() -> None:
     sizes = [[len(p.prompt.input_ids) for p in g] for g in groups]
     assert sizes == [[101, 99], [90], [70, 69, 68, 67], [66, 65, 64]]  # 101 - 90 > 10%
     assert [p for g in groups for p in g] == prompts  # order kept, nothing dropped
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fast_path_on_cuda_equals_transformers_loop() -> None:  # pragma: no cover - GPU only
+    from llamo_plugin.backends.graph_onnx import TorchGraphEncoder
+    from llamo_plugin.graph.batching import collate_graphs
+    from llamo_plugin.model.factory import tiny_random_model
+
+    model = tiny_random_model(seed=0).to("cuda")
+    examples = [model.prepare(s, "Describe this molecule.") for s in SMILES]
+    tokens = TorchGraphEncoder(model.graph).encode(collate_graphs([e.graph for e in examples]))
+    inputs = [PromptInputs(e.prompt, tokens[i]) for i, e in enumerate(examples)]
+    decode = DecodeConfig(max_new_tokens=20, no_repeat_ngram_size=4, repetition_penalty=1.1)
+    fast = HFBackend(model, prefill_batch_size=3).generate(inputs, decode)
+    slow = HFBackend(model, fast_llama=False).generate(inputs, decode)
+    assert [g.token_ids for g in fast] == [g.token_ids for g in slow]
