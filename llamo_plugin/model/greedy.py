@@ -54,6 +54,68 @@ def ban_repeated_ngrams(scores: torch.Tensor, generated: torch.Tensor, n: int) -
     return scores
 
 
+def next_tokens(
+    logits: torch.Tensor, generated: torch.Tensor, decode: DecodeConfig
+) -> torch.Tensor:
+    """The greedy choice of every running row: repetition penalty, then the n-gram ban, on
+    the generated tokens (``generate``'s order), then argmax. ``logits [B, V]`` -> ``[B]``."""
+    scores = apply_repetition_penalty(logits.float(), generated, decode.repetition_penalty)
+    scores = ban_repeated_ngrams(scores, generated, decode.no_repeat_ngram_size)
+    return scores.argmax(dim=-1)
+
+
+def greedy_loop(
+    logits: torch.Tensor,
+    next_pos: torch.Tensor,
+    decode: DecodeConfig,
+    eos_token_id: int,
+    *,
+    step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    drop: Callable[[torch.Tensor], torch.Tensor],
+    should_stop: Callable[[], bool] | None = None,
+    compact_fraction: float = 0.25,
+) -> tuple[list[list[int]], bool]:
+    """The greedy decoding loop after prefill, for any LM forward.
+
+    Args:
+        logits: ``[B, V]`` logits of each prompt's last position.
+        next_pos: ``[B]`` position id of each row's first generated token.
+        step: ``step(tokens [b], positions [b]) -> logits [b, V]``: feed one token per
+            running row (the KV cache holds everything before it).
+        drop: ``drop(finished [b] bool) -> order [b']``: remove finished rows from the LM
+            state; ``order`` lists the surviving running rows (indices into the old order)
+            in their new order.
+        compact_fraction: call ``drop`` once at least this fraction of the running rows
+            has finished.
+
+    Returns:
+        (generated ids per row, up to and including EOS when reached; cancelled flag).
+    """
+    batch, device = logits.shape[0], logits.device
+    rows = torch.arange(batch, device=device)  # original row of each running row
+    generated = torch.empty(batch, 0, dtype=torch.long, device=device)
+    results: list[list[int]] = [[] for _ in range(batch)]
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    for i in range(decode.max_new_tokens):
+        if should_stop is not None and should_stop():
+            return results, True
+        tokens = next_tokens(logits, generated, decode)  # [b]
+        for r, t, done in zip(rows.tolist(), tokens.tolist(), finished.tolist(), strict=True):
+            if not done:
+                results[r].append(t)
+        finished = finished | (tokens == eos_token_id)
+        if bool(finished.all()) or i == decode.max_new_tokens - 1:
+            break
+        generated = torch.cat([generated, tokens[:, None]], dim=1)
+        if bool(finished.any()) and finished.float().mean() >= compact_fraction:
+            order = drop(finished)
+            rows, generated, next_pos = rows[order], generated[order], next_pos[order]
+            tokens, finished = tokens[order], finished[order]
+        logits = step(tokens, next_pos)
+        next_pos = next_pos + 1
+    return results, False
+
+
 @torch.inference_mode()
 def greedy_decode(
     lm: Any,
@@ -65,7 +127,7 @@ def greedy_decode(
     should_stop: Callable[[], bool] | None = None,
     compact_fraction: float = 0.25,
 ) -> tuple[list[list[int]], bool]:
-    """Greedy-decode a left-padded batch.
+    """Greedy-decode a left-padded batch with the transformers forward (:func:`greedy_loop`).
 
     Args:
         inputs_embeds: ``[B, L, D]`` prompt embeddings (graph tokens spliced in).
@@ -76,8 +138,7 @@ def greedy_decode(
     Returns:
         (generated ids per row, up to and including EOS when reached; cancelled flag).
     """
-    batch, length = attention_mask.shape
-    device = inputs_embeds.device
+    length = attention_mask.shape[1]
     cache = preallocated_cache(lm, length + decode.max_new_tokens)
     position_ids = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
     out = lm(
@@ -88,41 +149,34 @@ def greedy_decode(
         use_cache=True,
         logits_to_keep=1,
     )
-    logits = out.logits[:, -1, :]
-    next_pos = position_ids[:, -1] + 1  # [B]
-    mask = attention_mask
-    rows = torch.arange(batch, device=device)  # original row of each running row
-    generated = torch.empty(batch, 0, dtype=torch.long, device=device)
-    results: list[list[int]] = [[] for _ in range(batch)]
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    state = {"mask": attention_mask}
     embed = lm.get_input_embeddings()
-    for step in range(decode.max_new_tokens):
-        if should_stop is not None and should_stop():
-            return results, True
-        scores = logits.float()
-        scores = apply_repetition_penalty(scores, generated, decode.repetition_penalty)
-        scores = ban_repeated_ngrams(scores, generated, decode.no_repeat_ngram_size)
-        tokens = scores.argmax(dim=-1)  # [b]
-        for r, t, done in zip(rows.tolist(), tokens.tolist(), finished.tolist(), strict=True):
-            if not done:
-                results[r].append(t)
-        finished = finished | (tokens == eos_token_id)
-        if bool(finished.all()) or step == decode.max_new_tokens - 1:
-            break
-        generated = torch.cat([generated, tokens[:, None]], dim=1)
-        if bool(finished.any()) and finished.float().mean() >= compact_fraction:
-            keep = torch.nonzero(~finished, as_tuple=True)[0]
-            cache.batch_select_indices(keep)
-            rows, generated, mask = rows[keep], generated[keep], mask[keep]
-            next_pos, tokens, finished = next_pos[keep], tokens[keep], finished[keep]
-        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+
+    def drop(finished: torch.Tensor) -> torch.Tensor:
+        keep = torch.nonzero(~finished, as_tuple=True)[0]
+        cache.batch_select_indices(keep)
+        state["mask"] = state["mask"][keep]
+        return keep
+
+    def step(tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        mask = state["mask"]
+        state["mask"] = mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
         out = lm(
             inputs_embeds=embed(tokens)[:, None, :],
             attention_mask=mask,
-            position_ids=next_pos[:, None],
+            position_ids=positions[:, None],
             past_key_values=cache,
             use_cache=True,
         )
-        logits = out.logits[:, -1, :]
-        next_pos = next_pos + 1
-    return results, False
+        return out.logits[:, -1, :]
+
+    return greedy_loop(
+        out.logits[:, -1, :],
+        position_ids[:, -1] + 1,
+        decode,
+        eos_token_id,
+        step=step,
+        drop=drop,
+        should_stop=should_stop,
+        compact_fraction=compact_fraction,
+    )

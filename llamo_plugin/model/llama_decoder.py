@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from llamo_plugin.config import DecodeConfig
-from llamo_plugin.model.greedy import apply_repetition_penalty, ban_repeated_ngrams
+from llamo_plugin.model.greedy import greedy_loop
 
 
 def supports(lm: Any) -> bool:
@@ -357,30 +357,14 @@ def fast_greedy_decode(
         logits_parts.append(decoder.prefill(start, embeds, mask))
         positions.append(fixed + mask.long().sum(-1))  # next position id of each row
         start += embeds.shape[0]
-    logits = torch.cat(logits_parts)
-    next_pos = torch.cat(positions).to(device)  # [B]
-    rows = torch.arange(batch, device=device)  # original row of each running row
-    generated = torch.empty(batch, 0, dtype=torch.long, device=device)
-    results: list[list[int]] = [[] for _ in range(batch)]
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
     embed = lm.get_input_embeddings()
-    for step in range(decode.max_new_tokens):
-        if should_stop is not None and should_stop():
-            return results, True
-        scores = apply_repetition_penalty(logits, generated, decode.repetition_penalty)
-        scores = ban_repeated_ngrams(scores, generated, decode.no_repeat_ngram_size)
-        tokens = scores.argmax(dim=-1)  # [b]
-        for r, t, done in zip(rows.tolist(), tokens.tolist(), finished.tolist(), strict=True):
-            if not done:
-                results[r].append(t)
-        finished = finished | (tokens == eos_token_id)
-        if bool(finished.all()) or step == decode.max_new_tokens - 1:
-            break
-        generated = torch.cat([generated, tokens[:, None]], dim=1)
-        if bool(finished.any()) and finished.float().mean() >= compact_fraction:
-            order = decoder.keep_rows(~finished)
-            rows, generated = rows[order], generated[order]
-            next_pos, tokens, finished = next_pos[order], tokens[order], finished[order]
-        logits = decoder.step(embed(tokens)[:, None, :], next_pos)
-        next_pos = next_pos + 1
-    return results, False
+    return greedy_loop(
+        torch.cat(logits_parts),
+        torch.cat(positions).to(device),
+        decode,
+        eos_token_id,
+        step=lambda tokens, pos: decoder.step(embed(tokens)[:, None, :], pos),
+        drop=lambda finished: decoder.keep_rows(~finished),
+        should_stop=should_stop,
+        compact_fraction=compact_fraction,
+    )
