@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model directory (default: the embedded model)")
     parser.add_argument("--limit", type=int, default=None,
                         help="only the first N test rows (per set for iupac)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="rows decoded together (the hf backend's decode batch)")
     parser.add_argument("--max-new-tokens", type=int, default=None,
                         help="override the task's decoding cap")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
