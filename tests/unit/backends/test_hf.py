@@ -64,3 +64,33 @@ def test_length_buckets_respect_limits() -> None:
         assert len(b) <= 2
         assert len(b) * max(lengths[i] for i in b) <= 120 or len(b) == 1
     assert buckets[0] == [6]  # longest first, alone (2 x 100 > 120)
+
+
+@pytest.mark.slow
+def test_shipped_model_pipeline_equals_batch_one_generate() -> None:
+    """The embedded model through the pipeline (onnxruntime graph encoder, fast Llama decode
+    batch with prefill groups and the shared prompt start) gives exactly the tokens of the
+    original path (PyTorch graph encoder, transformers ``generate`` at batch size 1)."""
+    from llamo_plugin.backends.graph_onnx import OnnxGraphEncoder
+    from llamo_plugin.bench import bench_smiles
+    from llamo_plugin.checkpoint.format import ONNX_GRAPH, load_model
+    from llamo_plugin.pipeline import Pipeline
+    from llamo_plugin.registry import embedded_model_dir
+    from llamo_plugin.tasks import DESCRIPTION
+
+    model_dir = embedded_model_dir()
+    if model_dir is None:  # pragma: no cover - the package ships it
+        pytest.skip("no embedded model")
+    model = load_model(model_dir)
+    smiles = bench_smiles(24)
+    decode = model.config.decode.replace(max_new_tokens=48)
+    instruction = DESCRIPTION.default_instruction
+    pipe = Pipeline(
+        model,
+        graph_encoder=OnnxGraphEncoder(model_dir / ONNX_GRAPH, device="cpu"),
+        backend=HFBackend(model, prefill_batch_size=8),
+    )
+    rows = pipe.run(smiles, instruction, task="description", decode=decode)
+    for s, row in zip(smiles, rows, strict=True):
+        want = model.generate([model.prepare(s, instruction)], decode)[0]
+        assert row.text == want.text, s
