@@ -66,27 +66,29 @@ class OnnxGraphEncoder:
         core; forced to 1 for the older scatter-based graphs)."""
         import onnxruntime as ort
 
+        def session(threads: int | None) -> Any:
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if threads:
+                options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            return ort.InferenceSession(str(path), options, providers=self.providers)
+
         self.providers = onnx_providers(device)
-        probe = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        names = [i.name for i in probe.get_inputs()]
-        del probe
-        self.refined = "atom_classes" in names
-        self.num_layers = sum(1 for n in names if n.startswith("parents_"))
-        if not self.refined:
+        self.session = session(num_threads)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.refined = "atom_classes" in self.input_names
+        self.num_layers = sum(1 for n in self.input_names if n.startswith("parents_"))
+        if not self.refined:  # rare: the session is built a second time, on one thread
             logger.warning(
                 "%s was exported by an earlier version (scatter-add neighbour sums, one "
                 "thread, no colour refinement); `llamo export-onnx MODEL_DIR` re-exports it "
-                "about 3x faster", path
+                "about 3x faster",
+                path,
             )
-            num_threads = 1
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if num_threads:
-            options.intra_op_num_threads = num_threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options, providers=self.providers)
-        self.input_names = [i.name for i in self.session.get_inputs()]
+            if num_threads != 1:
+                self.session = session(1)
 
     def encode(self, batch: GraphBatch) -> np.ndarray:
         if self.refined:

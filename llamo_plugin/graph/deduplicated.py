@@ -42,7 +42,10 @@ DEDUP_LAYER_INPUT_NAMES = ("parents", "message_sources", "message_bonds", "messa
 def _fold_batch_norm(linear: nn.Linear, norm: nn.BatchNorm1d) -> nn.Linear:
     """``norm(linear(x))`` in inference mode as one linear layer."""
     scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-    fused = nn.Linear(linear.in_features, linear.out_features)
+    weight = linear.weight
+    fused = nn.Linear(
+        linear.in_features, linear.out_features, device=weight.device, dtype=weight.dtype
+    )
     with torch.no_grad():
         fused.weight.copy_(linear.weight * scale[:, None])
         fused.bias.copy_((linear.bias - norm.running_mean) * scale + norm.bias)

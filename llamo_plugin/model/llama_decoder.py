@@ -7,8 +7,8 @@ embeddings from the model's own ``rotary_emb`` module, ``scaled_dot_product_atte
 a boolean mask, SiLU-gated MLP, the residual adds in the same order, the LM head on the
 final norm. What it leaves out is the per-call machinery (mask builders, cache classes,
 module hooks, output dataclasses) that dominates a decoding step of a small model on CPU,
-and it keeps the KV cache in one preallocated buffer per layer, compacted (finished rows
-dropped, filled positions only) as rows finish.
+and it keeps the KV cache in one preallocated buffer per layer, from which finished rows
+leave by having live rows moved into their slots (see :meth:`LlamaDecoder.keep_rows`).
 
 The logits rules and the argmax are :mod:`llamo_plugin.model.greedy`'s, in the same order as
 ``generate``. Tokens equal transformers' on the test set and on the 256 benchmark molecules
@@ -100,7 +100,6 @@ class LlamaDecoder:
         if not supports(lm):
             raise ValueError(f"{type(lm).__name__} is not supported by the fast Llama decoder")
         cfg = lm.config
-        self.lm = lm
         self.eps = float(cfg.rms_norm_eps)
         self.heads = int(cfg.num_attention_heads)
         self.kv_heads = int(getattr(cfg, "num_key_value_heads", None) or self.heads)
