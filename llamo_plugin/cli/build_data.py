@@ -17,7 +17,9 @@ _TASKS = ("property", "description", "qa", "iupac", "facts")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data-dir", type=Path, default=None,
+        "--data-dir",
+        type=Path,
+        default=None,
         help="the shared datasets folder (default: $LLAMO_SHARED/data or ../shared/data)",
     )
     parser.add_argument(
@@ -31,20 +33,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tasks", nargs="+", choices=_TASKS, default=list(_TASKS), help="builders to run"
     )
     parser.add_argument(
-        "--max-molecules", type=int, default=None,
+        "--max-molecules",
+        type=int,
+        default=None,
         help="at most this many training molecules per pool (default: all)",
     )
     parser.add_argument(
-        "--match", choices=("inchikey", "skeleton"), default="inchikey",
+        "--match",
+        choices=("inchikey", "skeleton"),
+        default="inchikey",
         help="exclude by full InChIKey, or by its first block (also stereoisomers, "
         "protonation states)",
     )
     parser.add_argument(
-        "--cache-dir", type=Path, default=None,
+        "--cache-dir",
+        type=Path,
+        default=None,
         help="cache of IUPAC names and evaluation keys (default: ~/.cache/llamo-plugin/build)",
     )
     parser.add_argument(
-        "--write-splits", action="store_true",
+        "--write-splits",
+        action="store_true",
         help="(re)write the committed test splits under llamo_plugin/resources/splits",
     )
 
@@ -70,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
     except (LlamoError, OSError, ValueError) as exc:
         logger.error("%s", exc)
         return 2
-    summary = {name: entry.get("splits", entry["bytes"]) for name, entry in
-               manifest["files"].items()}
+    summary = {
+        name: entry.get("splits", entry["bytes"]) for name, entry in manifest["files"].items()
+    }
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -21,27 +21,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ckpt", type=Path, help="the official LLaMo Lightning .ckpt")
     parser.add_argument("out_dir", type=Path, help="model directory to write (our format)")
     tok = parser.add_mutually_exclusive_group(required=True)
-    tok.add_argument("--tokenizer", type=Path, metavar="DIR",
-                     help="Hugging Face tokenizer directory of Llama-2-7b-chat-hf")
-    tok.add_argument("--tokenizer-gguf", type=Path, metavar="FILE",
-                     help="a .gguf file with the Llama-2 vocabulary")
-    parser.add_argument("--trust-pickle", action="store_true",
-                        help="allow arbitrary unpickling (Lightning hyper_parameters); only for "
-                        "files from a source you trust")
-    parser.add_argument("--lora-alpha", type=float, default=32.0,
-                        help="LoRA alpha; scaling = alpha / r (default 32, LLaMo's)")
-    parser.add_argument("--base-config", type=Path, metavar="CONFIG_JSON",
-                        help="the base LM's config.json (default: inferred from tensor shapes)")
-    parser.add_argument("--token-order", choices=("motif_first", "motif_last"),
-                        default="motif_first",
-                        help="graph-token order (default motif_first, the released code's)")
-    parser.add_argument("--per-level-attention", action="store_true",
-                        help="write one level cross-attention module per level instead of the "
-                        "released code's single shared module")
-    parser.add_argument("--dtype", choices=_DTYPES, default=None,
-                        help="LM dtype to write (default: as stored, bfloat16)")
-    parser.add_argument("--num-attention-heads", type=int, default=None,
-                        help="LM heads when no --base-config is given (default hidden // 128)")
+    tok.add_argument(
+        "--tokenizer",
+        type=Path,
+        metavar="DIR",
+        help="Hugging Face tokenizer directory of Llama-2-7b-chat-hf",
+    )
+    tok.add_argument(
+        "--tokenizer-gguf",
+        type=Path,
+        metavar="FILE",
+        help="a .gguf file with the Llama-2 vocabulary",
+    )
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow arbitrary unpickling (Lightning hyper_parameters); only for "
+        "files from a source you trust",
+    )
+    parser.add_argument(
+        "--lora-alpha",
+        type=float,
+        default=32.0,
+        help="LoRA alpha; scaling = alpha / r (default 32, LLaMo's)",
+    )
+    parser.add_argument(
+        "--base-config",
+        type=Path,
+        metavar="CONFIG_JSON",
+        help="the base LM's config.json (default: inferred from tensor shapes)",
+    )
+    parser.add_argument(
+        "--token-order",
+        choices=("motif_first", "motif_last"),
+        default="motif_first",
+        help="graph-token order (default motif_first, the released code's)",
+    )
+    parser.add_argument(
+        "--per-level-attention",
+        action="store_true",
+        help="write one level cross-attention module per level instead of the "
+        "released code's single shared module",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=_DTYPES,
+        default=None,
+        help="LM dtype to write (default: as stored, bfloat16)",
+    )
+    parser.add_argument(
+        "--num-attention-heads",
+        type=int,
+        default=None,
+        help="LM heads when no --base-config is given (default hidden // 128)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
 
 

@@ -32,41 +32,90 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from llamo_plugin.eval.property import DEFAULT_SPLIT
 
     parser.add_argument("--task", required=True, choices=TASKS)
-    parser.add_argument("--out", required=True, type=Path,
-                        help="folder for <task>.json and <task>_predictions.tsv")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="model directory (default: the embedded model)")
-    parser.add_argument("--limit", type=int, default=None,
-                        help="only the first N test rows (per set for iupac)")
-    parser.add_argument("--batch-size", type=int, default=256,
-                        help="rows decoded together (the hf backend's decode batch)")
-    parser.add_argument("--max-new-tokens", type=int, default=None,
-                        help="override the task's decoding cap")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                        help="open data sets folder (default: ../shared/data beside the repo)")
-    parser.add_argument("--baseline", choices=BASELINES, default=None,
-                        help="description: score the nearest-neighbour caption baseline")
-    parser.add_argument("--references", type=Path, default=None,
-                        help="description: score against these instruction records (JSONL: "
-                        "smiles, answer), e.g. data/build/description_val.jsonl, instead of "
-                        "the ChEBI-20 test split")
-    parser.add_argument("--predictions", type=Path, default=None,
-                        help="description: rescore a prediction file (SMILES + output columns)")
-    parser.add_argument("--reference-table", type=Path, default=None,
-                        help="annotated table for nearest-neighbour look-ups (default: bundled "
-                        "ChEBI-20 validation set)")
-    parser.add_argument("--vocab", type=Path, default=None,
-                        help="SciBERT vocab.txt (default: DATA_DIR/scibert-vocab/vocab.txt)")
-    parser.add_argument("--nltk-data", type=Path, default=None,
-                        help="NLTK data folder with WordNet (default: $LLAMO_NLTK_DATA or "
-                        "~/.cache/llamo-plugin/nltk_data)")
-    parser.add_argument("--property-test", type=Path, default=DEFAULT_SPLIT,
-                        help="property: held-out QM9 split CSV (default: the bundled split)")
-    parser.add_argument("--iupac-sets", nargs="+", choices=SETS, default=list(SETS), metavar="SET",
-                        help=f"iupac: sets to evaluate, of {', '.join(SETS)} (default: all)")
-    parser.add_argument("--qa-file", type=Path, default=None,
-                        help="qa: held-out questions (JSONL/TSV/CSV: smiles, question, "
-                        "answer, qtype)")
+    parser.add_argument(
+        "--out", required=True, type=Path, help="folder for <task>.json and <task>_predictions.tsv"
+    )
+    parser.add_argument(
+        "--model", type=Path, default=None, help="model directory (default: the embedded model)"
+    )
+    parser.add_argument(
+        "--limit", type=int, default=None, help="only the first N test rows (per set for iupac)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="rows decoded together (the hf backend's decode batch)",
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=None, help="override the task's decoding cap"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="open data sets folder (default: ../shared/data beside the repo)",
+    )
+    parser.add_argument(
+        "--baseline",
+        choices=BASELINES,
+        default=None,
+        help="description: score the nearest-neighbour caption baseline",
+    )
+    parser.add_argument(
+        "--references",
+        type=Path,
+        default=None,
+        help="description: score against these instruction records (JSONL: "
+        "smiles, answer), e.g. data/build/description_val.jsonl, instead of "
+        "the ChEBI-20 test split",
+    )
+    parser.add_argument(
+        "--predictions",
+        type=Path,
+        default=None,
+        help="description: rescore a prediction file (SMILES + output columns)",
+    )
+    parser.add_argument(
+        "--reference-table",
+        type=Path,
+        default=None,
+        help="annotated table for nearest-neighbour look-ups (default: bundled "
+        "ChEBI-20 validation set)",
+    )
+    parser.add_argument(
+        "--vocab",
+        type=Path,
+        default=None,
+        help="SciBERT vocab.txt (default: DATA_DIR/scibert-vocab/vocab.txt)",
+    )
+    parser.add_argument(
+        "--nltk-data",
+        type=Path,
+        default=None,
+        help="NLTK data folder with WordNet (default: $LLAMO_NLTK_DATA or "
+        "~/.cache/llamo-plugin/nltk_data)",
+    )
+    parser.add_argument(
+        "--property-test",
+        type=Path,
+        default=DEFAULT_SPLIT,
+        help="property: held-out QM9 split CSV (default: the bundled split)",
+    )
+    parser.add_argument(
+        "--iupac-sets",
+        nargs="+",
+        choices=SETS,
+        default=list(SETS),
+        metavar="SET",
+        help=f"iupac: sets to evaluate, of {', '.join(SETS)} (default: all)",
+    )
+    parser.add_argument(
+        "--qa-file",
+        type=Path,
+        default=None,
+        help="qa: held-out questions (JSONL/TSV/CSV: smiles, question, answer, qtype)",
+    )
 
 
 class UsageError(Exception):
@@ -85,8 +134,9 @@ def _load_model(args: argparse.Namespace) -> Any:
     return load_model_or_tiny(args.model)
 
 
-def _description(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]],
-                                                       list[str]]:
+def _description(
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
     from llamo_plugin.eval import description as d
     from llamo_plugin.eval.common import model_identity
     from llamo_plugin.eval.retrieval import NearestNeighbours
@@ -105,42 +155,56 @@ def _description(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[st
     meta: dict[str, Any]
     if args.predictions is not None:
         preds, statuses = d.join_predictions(
-            rows, d.load_prediction_file(_need(args.predictions, "prediction file")))
+            rows, d.load_prediction_file(_need(args.predictions, "prediction file"))
+        )
         meta = {"source": "predictions", "predictions": str(args.predictions)}
     elif args.baseline == "nearest-neighbour":
         preds = [nb.caption if nb else "" for nb in neighbours]
         statuses = ["ok" if nb else "invalid_smiles" for nb in neighbours]
-        meta = {"source": "baseline", "baseline": "nearest-neighbour",
-                "fingerprint": "Morgan r=2, 2048 bits, Tanimoto"}
+        meta = {
+            "source": "baseline",
+            "baseline": "nearest-neighbour",
+            "fingerprint": "Morgan r=2, 2048 bits, Tanimoto",
+        }
     else:
         model = _load_model(args)
-        outputs = d.model_predictions(model, rows, batch_size=args.batch_size,
-                                      max_new_tokens=args.max_new_tokens)
+        outputs = d.model_predictions(
+            model, rows, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens
+        )
         preds = [o.text for o in outputs]
         statuses = ["ok" if o.stop == "eos" else o.stop for o in outputs]
         meta = {"source": "model", "model": model_identity(model)}
     meta["reference_table"] = str(args.reference_table or "bundled chebi20_validation.tsv")
-    metrics, table = d.score_rows(rows, preds, statuses, vocab_path=vocab,
-                                  nltk_data=args.nltk_data, neighbours=neighbours)
-    meta.update({"data": str(test_path),
-                 "protocol": "MolT5: SciBERT-uncased WordPiece (max 512), NLTK corpus BLEU, "
-                 "NLTK METEOR (WordNet 3.0), rouge-score F1 on raw strings"})
+    metrics, table = d.score_rows(
+        rows, preds, statuses, vocab_path=vocab, nltk_data=args.nltk_data, neighbours=neighbours
+    )
+    meta.update(
+        {
+            "data": str(test_path),
+            "protocol": "MolT5: SciBERT-uncased WordPiece (max 512), NLTK corpus BLEU, "
+            "NLTK METEOR (WordNet 3.0), rouge-score F1 on raw strings",
+        }
+    )
     return {**meta, **metrics}, table, ["cid", "nn_cid", "nn_similarity", "nn_caption"]
 
 
-def _property(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]],
-                                                    list[str]]:
+def _property(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
     from llamo_plugin.eval import property as p
     from llamo_plugin.eval.common import model_identity
 
     split = _need(args.property_test, "property test split (qm9_property_test.csv)")
     rows = p.load_property_split(split, qm9_path=args.data_dir / p.QM9_FILE, limit=args.limit)
     model = _load_model(args)
-    answers = p.model_answers(model, rows, batch_size=args.batch_size,
-                              max_new_tokens=args.max_new_tokens)
+    answers = p.model_answers(
+        model, rows, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens
+    )
     metrics, table = p.score_answers(rows, answers)
-    meta = {"source": "model", "model": model_identity(model), "data": str(split),
-            "parse": "first match of -?\\d+(\\.\\d+)?; unparseable answers counted"}
+    meta = {
+        "source": "model",
+        "model": model_identity(model),
+        "data": str(split),
+        "parse": "first match of -?\\d+(\\.\\d+)?; unparseable answers counted",
+    }
     return {**meta, **metrics}, table, ["target", "parsed", "stop"]
 
 
@@ -157,12 +221,17 @@ def _iupac(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from exc
     model = _load_model(args)
-    outputs = i.model_names(model, rows, batch_size=args.batch_size,
-                            max_new_tokens=args.max_new_tokens)
+    outputs = i.model_names(
+        model, rows, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens
+    )
     metrics, table = i.score_names(rows, outputs)
-    meta = {"source": "model", "model": model_identity(model), "data": str(args.data_dir),
-            "roundtrip": "OPSIN 2.9.0 name -> structure, compared by RDKit canonical isomeric "
-            "SMILES / InChIKey"}
+    meta = {
+        "source": "model",
+        "model": model_identity(model),
+        "data": str(args.data_dir),
+        "roundtrip": "OPSIN 2.9.0 name -> structure, compared by RDKit canonical isomeric "
+        "SMILES / InChIKey",
+    }
     return {**meta, **metrics}, table, ["set", "id", "string_match", "stop"]
 
 
@@ -174,11 +243,16 @@ def _qa(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]],
         raise UsageError("--task qa needs --qa-file (held-out questions)")
     records = qa.load_records(_need(args.qa_file, "Q&A file"), args.limit)
     model = _load_model(args)
-    outputs = qa.model_answers(model, records, batch_size=args.batch_size,
-                               max_new_tokens=args.max_new_tokens)
+    outputs = qa.model_answers(
+        model, records, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens
+    )
     metrics, table = qa.score_answers(records, outputs)
-    meta = {"source": "model", "model": model_identity(model), "data": str(args.qa_file),
-            "match": "exact after case folding, whitespace collapsing, trailing '.' removal"}
+    meta = {
+        "source": "model",
+        "model": model_identity(model),
+        "data": str(args.qa_file),
+        "match": "exact after case folding, whitespace collapsing, trailing '.' removal",
+    }
     return {**meta, **metrics}, table, ["qtype", "question", "stop"]
 
 
@@ -203,12 +277,21 @@ def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     try:
         metrics, table, extra = _RUNNERS[args.task](args)
-    except (UsageError, WordNetUnavailableError, OpsinUnavailableError, CheckpointError,
-            ValueError) as exc:
+    except (
+        UsageError,
+        WordNetUnavailableError,
+        OpsinUnavailableError,
+        CheckpointError,
+        ValueError,
+    ) as exc:
         logger.error("%s", exc)
         return 2
-    metrics = {"task": args.task, "limit": args.limit, **metrics,
-               "seconds": round(time.monotonic() - start, 1)}
+    metrics = {
+        "task": args.task,
+        "limit": args.limit,
+        **metrics,
+        "seconds": round(time.monotonic() - start, 1),
+    }
     write_results(args.out, args.task, metrics, table, extra)
     sys.stdout.write(json.dumps(metrics, indent=2) + "\n")
     return 0

@@ -43,9 +43,13 @@ def read_tsv(path: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
-def write_results(out_dir: str | Path, task: str, metrics: dict[str, Any],
-                  rows: Sequence[dict[str, Any]], extra_columns: Sequence[str] = ()
-                  ) -> tuple[Path, Path]:
+def write_results(
+    out_dir: str | Path,
+    task: str,
+    metrics: dict[str, Any],
+    rows: Sequence[dict[str, Any]],
+    extra_columns: Sequence[str] = (),
+) -> tuple[Path, Path]:
     """Write ``<task>.json`` and ``<task>_predictions.tsv`` into ``out_dir``; return both."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -74,8 +74,9 @@ def load_prediction_file(path: str | Path) -> dict[str, str]:
     return out
 
 
-def join_predictions(rows: Sequence[CaptionRow], predictions: dict[str, str]
-                     ) -> tuple[list[str], list[str]]:
+def join_predictions(
+    rows: Sequence[CaptionRow], predictions: dict[str, str]
+) -> tuple[list[str], list[str]]:
     """Predictions in ``rows`` order and per-row statuses (``ok`` or ``missing``)."""
     preds, statuses = [], []
     for row in rows:
@@ -102,21 +103,31 @@ def score_rows(
     """MolT5 metrics plus the per-row table (with nearest-neighbour columns if given)."""
     from llamo_plugin.eval.text_metrics import caption_metrics
 
-    metrics = caption_metrics(predictions, [r.description for r in rows],
-                              vocab_path=vocab_path, nltk_data=nltk_data)
+    metrics = caption_metrics(
+        predictions, [r.description for r in rows], vocab_path=vocab_path, nltk_data=nltk_data
+    )
     counts: dict[str, int] = {}
     for s in statuses:
         counts[s] = counts.get(s, 0) + 1
     metrics["statuses"] = dict(sorted(counts.items()))
     table: list[dict[str, Any]] = []
     for i, (row, pred, status) in enumerate(zip(rows, predictions, statuses, strict=True)):
-        rec: dict[str, Any] = {"smiles": row.smiles, "reference": row.description,
-                               "prediction": pred, "status": status, "cid": row.cid}
+        rec: dict[str, Any] = {
+            "smiles": row.smiles,
+            "reference": row.description,
+            "prediction": pred,
+            "status": status,
+            "cid": row.cid,
+        }
         if neighbours is not None:
             nb = neighbours[i]
-            rec.update({"nn_cid": nb.cid if nb else "",
-                        "nn_similarity": f"{nb.similarity:.4f}" if nb else "",
-                        "nn_caption": nb.caption if nb else ""})
+            rec.update(
+                {
+                    "nn_cid": nb.cid if nb else "",
+                    "nn_similarity": f"{nb.similarity:.4f}" if nb else "",
+                    "nn_caption": nb.caption if nb else "",
+                }
+            )
         table.append(rec)
     if neighbours is not None:
         sims = [nb.similarity for nb in neighbours if nb is not None]
@@ -124,14 +135,24 @@ def score_rows(
     return metrics, table
 
 
-def model_predictions(model: Any, rows: Sequence[CaptionRow], *, batch_size: int,
-                      max_new_tokens: int | None = None, instruction: str | None = None
-                      ) -> list[ModelOutput]:
+def model_predictions(
+    model: Any,
+    rows: Sequence[CaptionRow],
+    *,
+    batch_size: int,
+    max_new_tokens: int | None = None,
+    instruction: str | None = None,
+) -> list[ModelOutput]:
     """Generate a description for every row with the task's default instruction."""
     from llamo_plugin.eval.common import run_model
     from llamo_plugin.tasks import DESCRIPTION
 
     text = instruction or DESCRIPTION.default_instruction
-    return run_model(model, [r.smiles for r in rows], [text] * len(rows),
-                     max_new_tokens=max_new_tokens or DESCRIPTION.max_new_tokens,
-                     batch_size=batch_size, free_text=True)
+    return run_model(
+        model,
+        [r.smiles for r in rows],
+        [text] * len(rows),
+        max_new_tokens=max_new_tokens or DESCRIPTION.max_new_tokens,
+        batch_size=batch_size,
+        free_text=True,
+    )

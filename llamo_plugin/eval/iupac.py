@@ -49,23 +49,30 @@ def _chebi20_test(data_dir: Path) -> list[NameRow]:
         for r in read_tsv(data_dir / "chebi-20-iupac-openclatura" / "chebi20_iupac_openclatura.tsv")
         if r["split"] == "test" and r["opsin_roundtrip"] == "exact"
     }
-    return [NameRow("chebi20-test", r["CID"], r["SMILES"], names.get(r["CID"]))
-            for r in read_tsv(data_dir / "chebi-20" / "test.txt")]
+    return [
+        NameRow("chebi20-test", r["CID"], r["SMILES"], names.get(r["CID"]))
+        for r in read_tsv(data_dir / "chebi-20" / "test.txt")
+    ]
 
 
 def _pubchem(data_dir: Path) -> list[NameRow]:
-    with open(data_dir / "pubchem-iupac-cid1-1000" / "data.csv", newline="",
-              encoding="utf-8") as fh:
+    with open(
+        data_dir / "pubchem-iupac-cid1-1000" / "data.csv", newline="", encoding="utf-8"
+    ) as fh:
         rows = list(csv.DictReader(fh, delimiter=";"))
     return [NameRow("pubchem-cid1-1000", r["cid"], r["SMILES"], r["IUPAC Name"]) for r in rows]
 
 
 def _chemllmbench(data_dir: Path) -> list[NameRow]:
-    with open(data_dir / "chemllmbench-name-prediction" / "llm_test.csv", newline="",
-              encoding="utf-8") as fh:
+    with open(
+        data_dir / "chemllmbench-name-prediction" / "llm_test.csv", newline="", encoding="utf-8"
+    ) as fh:
         rows = list(csv.DictReader(fh))
-    return [NameRow("chemllmbench", r["CID"], r["smiles"], r["iupac"])
-            for r in rows if r["label"] == "test"]
+    return [
+        NameRow("chemllmbench", r["CID"], r["smiles"], r["iupac"])
+        for r in rows
+        if r["label"] == "test"
+    ]
 
 
 def _stout(data_dir: Path) -> list[NameRow]:
@@ -74,16 +81,24 @@ def _stout(data_dir: Path) -> list[NameRow]:
     names = (folder / "IUPAC_names_test.txt").read_text(encoding="utf-8").splitlines()
     if len(smiles) != len(names):
         raise ValueError(f"{folder}: {len(smiles)} SMILES but {len(names)} names")
-    return [NameRow("stout", str(i), s.strip(), n.strip())
-            for i, (s, n) in enumerate(zip(smiles, names, strict=True)) if s.strip()]
+    return [
+        NameRow("stout", str(i), s.strip(), n.strip())
+        for i, (s, n) in enumerate(zip(smiles, names, strict=True))
+        if s.strip()
+    ]
 
 
-_LOADERS = {"chebi20-test": _chebi20_test, "pubchem-cid1-1000": _pubchem,
-            "chemllmbench": _chemllmbench, "stout": _stout}
+_LOADERS = {
+    "chebi20-test": _chebi20_test,
+    "pubchem-cid1-1000": _pubchem,
+    "chemllmbench": _chemllmbench,
+    "stout": _stout,
+}
 
 
-def load_sets(data_dir: str | Path, sets: Sequence[str] = SETS, *, limit: int | None = None
-              ) -> list[NameRow]:
+def load_sets(
+    data_dir: str | Path, sets: Sequence[str] = SETS, *, limit: int | None = None
+) -> list[NameRow]:
     """Rows of the chosen sets (first ``limit`` rows of each)."""
     out: list[NameRow] = []
     for name in sets:
@@ -116,32 +131,50 @@ def _set_metrics(statuses: Sequence[str], matches: Sequence[bool | None]) -> dic
     }
 
 
-def score_names(rows: Sequence[NameRow], outputs: Sequence[ModelOutput]
-                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def score_names(
+    rows: Sequence[NameRow], outputs: Sequence[ModelOutput]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Round-trip and string-match metrics per set (and pooled), plus the per-row table."""
     from llamo_plugin.chem.opsin import roundtrip_status
 
     names = [o.text for o in outputs]
     statuses = roundtrip_status(names, [r.smiles for r in rows])
-    statuses = ["invalid_smiles" if o.stop == "invalid_smiles" else s
-                for o, s in zip(outputs, statuses, strict=True)]
+    statuses = [
+        "invalid_smiles" if o.stop == "invalid_smiles" else s
+        for o, s in zip(outputs, statuses, strict=True)
+    ]
     matches = [string_match(o.text, r.reference) for o, r in zip(outputs, rows, strict=True)]
     per_set: dict[str, Any] = {}
     for name in dict.fromkeys(r.set for r in rows):
         idx = [i for i, r in enumerate(rows) if r.set == name]
         per_set[name] = _set_metrics([statuses[i] for i in idx], [matches[i] for i in idx])
-    table = [{"smiles": r.smiles, "reference": r.reference or "", "prediction": o.text,
-              "status": s, "set": r.set, "id": r.id,
-              "string_match": "" if m is None else str(int(m)), "stop": o.stop}
-             for r, o, s, m in zip(rows, outputs, statuses, matches, strict=True)]
+    table = [
+        {
+            "smiles": r.smiles,
+            "reference": r.reference or "",
+            "prediction": o.text,
+            "status": s,
+            "set": r.set,
+            "id": r.id,
+            "string_match": "" if m is None else str(int(m)),
+            "stop": o.stop,
+        }
+        for r, o, s, m in zip(rows, outputs, statuses, matches, strict=True)
+    ]
     return {"sets": per_set, "all": _set_metrics(statuses, matches)}, table
 
 
-def model_names(model: Any, rows: Sequence[NameRow], *, batch_size: int,
-                max_new_tokens: int | None = None) -> list[ModelOutput]:
+def model_names(
+    model: Any, rows: Sequence[NameRow], *, batch_size: int, max_new_tokens: int | None = None
+) -> list[ModelOutput]:
     """Ask the model for the IUPAC name of every row (default instruction)."""
     from llamo_plugin.eval.common import run_model
     from llamo_plugin.tasks import IUPAC
 
-    return run_model(model, [r.smiles for r in rows], [IUPAC.default_instruction] * len(rows),
-                     max_new_tokens=max_new_tokens or IUPAC.max_new_tokens, batch_size=batch_size)
+    return run_model(
+        model,
+        [r.smiles for r in rows],
+        [IUPAC.default_instruction] * len(rows),
+        max_new_tokens=max_new_tokens or IUPAC.max_new_tokens,
+        batch_size=batch_size,
+    )

@@ -28,8 +28,9 @@ logger = logging.getLogger(__name__)
 
 NUMBER = re.compile(r"-?\d+(\.\d+)?")
 TARGETS = ("homo", "lumo", "gap")
-DEFAULT_SPLIT = (Path(__file__).resolve().parents[1] / "resources" / "splits"
-                 / "qm9_property_test.csv")
+DEFAULT_SPLIT = (
+    Path(__file__).resolve().parents[1] / "resources" / "splits" / "qm9_property_test.csv"
+)
 QM9_FILE = Path("qm9") / "qm9_scalar_properties.csv"
 _COLUMN_NAMES: dict[str, tuple[str, ...]] = {
     "homo": ("homo", "homo_au", "homo_hartree", "homo_ha"),
@@ -66,20 +67,24 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         return list(reader.fieldnames or []), rows
 
 
-def load_property_split(path: str | Path, *, qm9_path: str | Path | None = None,
-                        limit: int | None = None) -> list[PropertyRow]:
+def load_property_split(
+    path: str | Path, *, qm9_path: str | Path | None = None, limit: int | None = None
+) -> list[PropertyRow]:
     """Test molecules with HOMO/LUMO/gap (Hartree) from the split file (see module doc)."""
     columns, rows = _read_csv(Path(path))
     targets = {t: _find(columns, names) for t, names in _COLUMN_NAMES.items()}
     s_col = _find(columns, ("smiles",))
     if all(targets.values()) and s_col:
-        out = [PropertyRow(r[s_col], {t: float(r[c]) for t, c in targets.items() if c})
-               for r in rows]
+        out = [
+            PropertyRow(r[s_col], {t: float(r[c]) for t, c in targets.items() if c}) for r in rows
+        ]
         return out[:limit] if limit else out
     i_col = _find(columns, ("index", "qm9_index", "gdb9_index"))
     if i_col is None or qm9_path is None:
-        raise ValueError(f"{path}: need smiles + homo/lumo/gap columns or a QM9 index column "
-                         f"(and the QM9 table); columns are {columns}")
+        raise ValueError(
+            f"{path}: need smiles + homo/lumo/gap columns or a QM9 index column "
+            f"(and the QM9 table); columns are {columns}"
+        )
     wanted = [r[i_col] for r in rows]
     qcols, qrows = _read_csv(Path(qm9_path))
     qtargets = {t: _find(qcols, names) for t, names in _COLUMN_NAMES.items()}
@@ -91,24 +96,33 @@ def load_property_split(path: str | Path, *, qm9_path: str | Path | None = None,
     missing = [i for i in wanted if i not in by_index]
     if missing:
         raise ValueError(f"{len(missing)} split indices not in {qm9_path} (e.g. {missing[0]})")
-    out = [PropertyRow(by_index[i][q_smiles],
-                       {t: float(by_index[i][c]) for t, c in qtargets.items() if c})
-           for i in wanted]
+    out = [
+        PropertyRow(
+            by_index[i][q_smiles], {t: float(by_index[i][c]) for t, c in qtargets.items() if c}
+        )
+        for i in wanted
+    ]
     return out[:limit] if limit else out
 
 
-def property_metrics(references: Sequence[float], predictions: Sequence[float | None]
-                     ) -> dict[str, Any]:
+def property_metrics(
+    references: Sequence[float], predictions: Sequence[float | None]
+) -> dict[str, Any]:
     """MAE over parsed predictions, the failure count, and the failures-as-mean MAE."""
     if len(references) != len(predictions):
         raise ValueError("one prediction per reference is needed")
     n = len(references)
-    parsed = [(r, p) for r, p in zip(references, predictions, strict=True)
-              if p is not None and math.isfinite(p)]
+    parsed = [
+        (r, p)
+        for r, p in zip(references, predictions, strict=True)
+        if p is not None and math.isfinite(p)
+    ]
     mean_ref = sum(references) / n if n else math.nan
     errors = [abs(p - r) for r, p in parsed]
-    penalised = [abs(p - r) if p is not None and math.isfinite(p) else abs(mean_ref - r)
-                 for r, p in zip(references, predictions, strict=True)]
+    penalised = [
+        abs(p - r) if p is not None and math.isfinite(p) else abs(mean_ref - r)
+        for r, p in zip(references, predictions, strict=True)
+    ]
     return {
         "n": n,
         "n_parsed": len(parsed),
@@ -120,8 +134,9 @@ def property_metrics(references: Sequence[float], predictions: Sequence[float | 
     }
 
 
-def score_answers(rows: Sequence[PropertyRow], answers: dict[str, Sequence[Any]]
-                  ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def score_answers(
+    rows: Sequence[PropertyRow], answers: dict[str, Sequence[Any]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Metrics per target and averaged, and the per-(molecule, target) table.
 
     ``answers[target][i]`` is a :class:`~llamo_plugin.eval.common.ModelOutput` for row ``i``.
@@ -138,12 +153,24 @@ def score_answers(rows: Sequence[PropertyRow], answers: dict[str, Sequence[Any]]
         for row, out in zip(rows, answers[target], strict=True):
             value = parse_number(out.text) if out.stop != "invalid_smiles" else None
             preds.append(value)
-            status = ("invalid_smiles" if out.stop == "invalid_smiles"
-                      else "ok" if value is not None else "unparseable")
-            table.append({"smiles": row.smiles,
-                          "reference": format_property_value(row.values[target]),
-                          "prediction": out.text, "status": status, "target": target,
-                          "parsed": "" if value is None else repr(value), "stop": out.stop})
+            status = (
+                "invalid_smiles"
+                if out.stop == "invalid_smiles"
+                else "ok"
+                if value is not None
+                else "unparseable"
+            )
+            table.append(
+                {
+                    "smiles": row.smiles,
+                    "reference": format_property_value(row.values[target]),
+                    "prediction": out.text,
+                    "status": status,
+                    "target": target,
+                    "parsed": "" if value is None else repr(value),
+                    "stop": out.stop,
+                }
+            )
         per_target[target] = property_metrics(refs, preds)
     maes = [m["mae"] for m in per_target.values() if m["mae"] is not None]
     pen = [m["mae_failures_as_mean"] for m in per_target.values()]
@@ -158,8 +185,9 @@ def score_answers(rows: Sequence[PropertyRow], answers: dict[str, Sequence[Any]]
     return metrics, table
 
 
-def model_answers(model: Any, rows: Sequence[PropertyRow], *, batch_size: int,
-                  max_new_tokens: int | None = None) -> dict[str, list[Any]]:
+def model_answers(
+    model: Any, rows: Sequence[PropertyRow], *, batch_size: int, max_new_tokens: int | None = None
+) -> dict[str, list[Any]]:
     """Ask the model each target's default instruction for every molecule."""
     from llamo_plugin.eval.common import run_model
     from llamo_plugin.tasks import PROPERTIES, Property
@@ -167,8 +195,11 @@ def model_answers(model: Any, rows: Sequence[PropertyRow], *, batch_size: int,
     out: dict[str, list[Any]] = {}
     for target in TARGETS:
         spec = PROPERTIES[Property(target)]
-        out[target] = run_model(model, [r.smiles for r in rows],
-                                [spec.default_instruction] * len(rows),
-                                max_new_tokens=max_new_tokens or spec.max_new_tokens,
-                                batch_size=batch_size)
+        out[target] = run_model(
+            model,
+            [r.smiles for r in rows],
+            [spec.default_instruction] * len(rows),
+            max_new_tokens=max_new_tokens or spec.max_new_tokens,
+            batch_size=batch_size,
+        )
     return out

@@ -69,45 +69,65 @@ def load_records(path: str | Path, limit: int | None = None) -> list[QARecord]:
                     records.append(_record(json.loads(line), f"{p}:{n}"))
     else:
         with open(p, newline="", encoding="utf-8") as fh:
-            reader = (csv.DictReader(fh) if p.suffix.lower() == ".csv"
-                      else csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+            reader = (
+                csv.DictReader(fh)
+                if p.suffix.lower() == ".csv"
+                else csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+            )
             records = [_record(r, f"{p}:{n}") for n, r in enumerate(reader, 2)]
     return records[:limit] if limit else records
 
 
-def score_answers(records: Sequence[QARecord], outputs: Sequence[ModelOutput]
-                  ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def score_answers(
+    records: Sequence[QARecord], outputs: Sequence[ModelOutput]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Accuracy overall (micro), per question type and their macro average; per-row table."""
     per_type: dict[str, list[bool]] = {}
     table: list[dict[str, Any]] = []
     for rec, out in zip(records, outputs, strict=True):
         ok = out.stop != "invalid_smiles" and is_correct(out.text, rec.answer)
         per_type.setdefault(rec.qtype, []).append(ok)
-        status = "invalid_smiles" if out.stop == "invalid_smiles" else (
-            "correct" if ok else "wrong")
-        table.append({"smiles": rec.smiles, "reference": rec.answer, "prediction": out.text,
-                      "status": status, "qtype": rec.qtype,
-                      "question": (rec.question if isinstance(rec.question, str)
-                                   else json.dumps(rec.question)),
-                      "stop": out.stop})
+        status = (
+            "invalid_smiles" if out.stop == "invalid_smiles" else ("correct" if ok else "wrong")
+        )
+        table.append(
+            {
+                "smiles": rec.smiles,
+                "reference": rec.answer,
+                "prediction": out.text,
+                "status": status,
+                "qtype": rec.qtype,
+                "question": (
+                    rec.question if isinstance(rec.question, str) else json.dumps(rec.question)
+                ),
+                "stop": out.stop,
+            }
+        )
     n = len(records)
     types = {t: {"n": len(v), "accuracy": sum(v) / len(v)} for t, v in sorted(per_type.items())}
     metrics = {
         "n": n,
         "accuracy": sum(sum(v) for v in per_type.values()) / n if n else None,
-        "accuracy_macro": (sum(t["accuracy"] for t in types.values()) / len(types)
-                           if types else None),
+        "accuracy_macro": (
+            sum(t["accuracy"] for t in types.values()) / len(types) if types else None
+        ),
         "per_type": types,
         "n_invalid_smiles": sum(r["status"] == "invalid_smiles" for r in table),
     }
     return metrics, table
 
 
-def model_answers(model: Any, records: Sequence[QARecord], *, batch_size: int,
-                  max_new_tokens: int | None = None) -> list[ModelOutput]:
+def model_answers(
+    model: Any, records: Sequence[QARecord], *, batch_size: int, max_new_tokens: int | None = None
+) -> list[ModelOutput]:
     """Ask every question of every record."""
     from llamo_plugin.eval.common import run_model
     from llamo_plugin.tasks import QA_MAX_NEW_TOKENS
 
-    return run_model(model, [r.smiles for r in records], [r.question for r in records],
-                     max_new_tokens=max_new_tokens or QA_MAX_NEW_TOKENS, batch_size=batch_size)
+    return run_model(
+        model,
+        [r.smiles for r in records],
+        [r.question for r in records],
+        max_new_tokens=max_new_tokens or QA_MAX_NEW_TOKENS,
+        batch_size=batch_size,
+    )

@@ -87,8 +87,7 @@ class NearestNeighbours:
     Rows whose SMILES do not parse are skipped (and counted in :attr:`n_skipped`).
     """
 
-    def __init__(self, cids: Sequence[str], smiles: Sequence[str], captions: Sequence[str]
-                 ) -> None:
+    def __init__(self, cids: Sequence[str], smiles: Sequence[str], captions: Sequence[str]) -> None:
         self.cids: list[str] = []
         self.smiles: list[str] = []
         self.captions: list[str] = []
@@ -112,8 +111,9 @@ class NearestNeighbours:
         if not self.fingerprints:
             raise ValueError("the reference table has no parseable molecule")
         if self.n_skipped:
-            logger.warning("reference table: %d rows with unparseable SMILES skipped",
-                           self.n_skipped)
+            logger.warning(
+                "reference table: %d rows with unparseable SMILES skipped", self.n_skipped
+            )
 
     def __len__(self) -> int:
         return len(self.fingerprints)
@@ -136,8 +136,11 @@ class NearestNeighbours:
         table = Path(path) if path is not None else bundled_table_path()
         is_csv = table.suffix.lower() == ".csv"
         with open(table, newline="", encoding="utf-8") as fh:
-            reader = (csv.DictReader(fh) if is_csv
-                      else csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+            reader = (
+                csv.DictReader(fh)
+                if is_csv
+                else csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+            )
             rows = list(reader)
             fields = reader.fieldnames or []
         s_col = _pick(fields, smiles_column, _SMILES_NAMES, "SMILES")
@@ -196,8 +199,9 @@ class NearestNeighbours:
             if best_sim < 0:
                 out.append(None)
                 continue
-            out.append(Neighbour(float(best_sim), self.captions[best], self.cids[best],
-                                 self.smiles[best]))
+            out.append(
+                Neighbour(float(best_sim), self.captions[best], self.cids[best], self.smiles[best])
+            )
         return out
 
 
@@ -218,7 +222,8 @@ def write_reference_table(chebi_split: str | Path, out_path: str | Path) -> int:
             parsed = _canonical(row["SMILES"])
             if parsed is None:
                 continue
-            out.write(f"{clean_field(row['CID'])}\t{parsed[1]}\t"
-                      f"{clean_field(row['description'])}\n")
+            out.write(
+                f"{clean_field(row['CID'])}\t{parsed[1]}\t{clean_field(row['description'])}\n"
+            )
             n += 1
     return n

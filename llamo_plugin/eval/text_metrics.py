@@ -60,8 +60,9 @@ class WordPieceTokenizer:
     vocab_size: int
 
     @classmethod
-    def from_vocab(cls, vocab_path: str | Path, *, lowercase: bool = True,
-                   expected_size: int | None = None) -> WordPieceTokenizer:
+    def from_vocab(
+        cls, vocab_path: str | Path, *, lowercase: bool = True, expected_size: int | None = None
+    ) -> WordPieceTokenizer:
         """Build from ``vocab.txt``; asserts the loaded vocabulary has every line of the file.
 
         Args:
@@ -81,12 +82,13 @@ class WordPieceTokenizer:
         )
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         # As in a Hugging Face BERT tokenizer, special tokens in the text stay whole.
-        tok.add_special_tokens([AddedToken(t, special=True) for t in SPECIAL_TOKENS
-                                if t in vocab])
+        tok.add_special_tokens([AddedToken(t, special=True) for t in SPECIAL_TOKENS if t in vocab])
         size = tok.get_vocab_size(with_added_tokens=True)
         if size != len(vocab):
-            raise RuntimeError(f"WordPiece tokenizer has {size} tokens, {vocab_path} has "
-                               f"{len(vocab)}: the vocabulary was not loaded")
+            raise RuntimeError(
+                f"WordPiece tokenizer has {size} tokens, {vocab_path} has "
+                f"{len(vocab)}: the vocabulary was not loaded"
+            )
         return cls(tok, size)
 
     def tokenize(self, text: str, max_length: int = MAX_TOKENS) -> list[str]:
@@ -100,8 +102,9 @@ def load_scibert_tokenizer(vocab_path: str | Path) -> WordPieceTokenizer:
     return WordPieceTokenizer.from_vocab(vocab_path, expected_size=SCIBERT_VOCAB_SIZE)
 
 
-def bleu_scores(references: Sequence[list[str]], hypotheses: Sequence[list[str]]
-                ) -> dict[str, float]:
+def bleu_scores(
+    references: Sequence[list[str]], hypotheses: Sequence[list[str]]
+) -> dict[str, float]:
     """NLTK corpus BLEU-2 and BLEU-4 (one reference per hypothesis), as MolT5 computes them."""
     import warnings
 
@@ -117,13 +120,16 @@ def bleu_scores(references: Sequence[list[str]], hypotheses: Sequence[list[str]]
         }
 
 
-def meteor_scores(references: Sequence[list[str]], hypotheses: Sequence[list[str]],
-                  wordnet: Any) -> list[float]:
+def meteor_scores(
+    references: Sequence[list[str]], hypotheses: Sequence[list[str]], wordnet: Any
+) -> list[float]:
     """Per-row NLTK METEOR of token lists with the given WordNet reader."""
     from nltk.translate.meteor_score import meteor_score
 
-    return [float(meteor_score([r], h, wordnet=wordnet))
-            for r, h in zip(references, hypotheses, strict=True)]
+    return [
+        float(meteor_score([r], h, wordnet=wordnet))
+        for r, h in zip(references, hypotheses, strict=True)
+    ]
 
 
 def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:

@@ -48,7 +48,11 @@ REQUIRED_FILES: tuple[str, ...] = tuple(
 )
 #: Copied when present (counts, verb frames); METEOR does not need them.
 OPTIONAL_FILES: tuple[str, ...] = (
-    "cntlist.rev", "cntlist", "sents.vrb", "sentidx.vrb", "frames.vrb",
+    "cntlist.rev",
+    "cntlist",
+    "sents.vrb",
+    "sentidx.vrb",
+    "frames.vrb",
 )
 MANIFEST = "LLAMO_WORDNET.json"
 
@@ -204,7 +208,7 @@ def authorize_nltk_data(nltk_data: str | Path | None = None) -> Path:
     """
     import nltk.data
 
-    root = (Path(nltk_data).expanduser() if nltk_data is not None else default_nltk_data())
+    root = Path(nltk_data).expanduser() if nltk_data is not None else default_nltk_data()
     root = root.resolve()
     if str(root) not in [str(p) for p in nltk.data.path]:
         nltk.data.path.insert(0, str(root))
@@ -218,18 +222,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Copy WordNet 3.0 (Debian wordnet-base + wordnet-sense-index) into an NLTK "
         "data folder for METEOR; installs the Debian packages if missing.",
     )
-    parser.add_argument("--nltk-data", type=Path, default=None,
-                        help=f"NLTK data folder (default ${ENV_VAR} or "
-                        "~/.cache/llamo-plugin/nltk_data)")
-    parser.add_argument("--source", type=Path, default=SYSTEM_WORDNET,
-                        help="folder holding the WordNet database files (default %(default)s)")
+    parser.add_argument(
+        "--nltk-data",
+        type=Path,
+        default=None,
+        help=f"NLTK data folder (default ${ENV_VAR} or ~/.cache/llamo-plugin/nltk_data)",
+    )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=SYSTEM_WORDNET,
+        help="folder holding the WordNet database files (default %(default)s)",
+    )
     parser.add_argument("--no-apt", action="store_true", help="never run apt-get")
     parser.add_argument("--force", action="store_true", help="copy again even if complete")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        target = setup_wordnet(args.nltk_data, source=args.source, allow_apt=not args.no_apt,
-                               force=args.force)
+        target = setup_wordnet(
+            args.nltk_data, source=args.source, allow_apt=not args.no_apt, force=args.force
+        )
         reader = load_wordnet(args.nltk_data)
         n = len(reader.synsets("molecule"))
     except (WordNetUnavailableError, subprocess.CalledProcessError, OSError) as exc:

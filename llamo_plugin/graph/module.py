@@ -63,6 +63,4 @@ class GraphTokenizer(nn.Module):
         motif_mask: torch.Tensor,
     ) -> torch.Tensor:
         levels = self.encoder(atom_features, edge_index, bond_features)
-        return self.projector.forward_flat(
-            levels, node_dense_index, node_mask, motifs, motif_mask
-        )
+        return self.projector.forward_flat(levels, node_dense_index, node_mask, motifs, motif_mask)

@@ -83,9 +83,7 @@ def build_all(
     t0 = time.perf_counter()
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = context or make_context(
-        data_dir, split_seed=split_seed, match=match, cache_dir=cache_dir
-    )
+    ctx = context or make_context(data_dir, split_seed=split_seed, match=match, cache_dir=cache_dir)
     context_s = time.perf_counter() - t0
 
     from llamo_plugin.train import (
@@ -103,15 +101,21 @@ def build_all(
         logger.info("build: %s ...", task)
         if task == "property":
             stats[task] = build_property.build(
-                out_dir=out_dir, seed=seed, max_molecules=max_molecules,
-                write_splits=write_splits, context=ctx,
+                out_dir=out_dir,
+                seed=seed,
+                max_molecules=max_molecules,
+                write_splits=write_splits,
+                context=ctx,
             )
         elif task == "description":
             stats[task] = build_description.build(out_dir=out_dir, seed=seed, context=ctx)
         elif task == "qa":
             stats[task] = build_qa.build(
-                out_dir=out_dir, seed=seed, max_molecules=max_molecules,
-                write_splits=write_splits, context=ctx,
+                out_dir=out_dir,
+                seed=seed,
+                max_molecules=max_molecules,
+                write_splits=write_splits,
+                context=ctx,
             )
         elif task == "iupac":
             stats[task] = build_iupac.build(
@@ -123,8 +127,11 @@ def build_all(
             )
         logger.info("build: %s done in %.1f s", task, stats[task].wall_s)
 
-    files = sorted(p for p in out_dir.iterdir() if p.is_file() and p.name != MANIFEST
-                   and not p.name.endswith(".tmp"))
+    files = sorted(
+        p
+        for p in out_dir.iterdir()
+        if p.is_file() and p.name != MANIFEST and not p.name.endswith(".tmp")
+    )
     manifest: dict[str, Any] = {
         "format_version": 1,
         "seed": seed,

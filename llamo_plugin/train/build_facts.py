@@ -108,8 +108,10 @@ CLASS_RULES: tuple[tuple[str, str], ...] = (
     ("member of 1,3-thiazoles", "[s;R1]1[c;R1][n;R1][c;R1][c;R1]1"),
     ("member of 1,2,4-oxadiazoles", "[o;R1]1[n;R1][c;R1][n;R1][c;R1]1"),
     ("member of 1,3,4-oxadiazoles", "[o;R1]1[c;R1][n;R1][n;R1][c;R1]1"),
-    ("member of triazoles",
-     "[$([n;R1]1[n;R1][n;R1][c;R1][c;R1]1),$([n;R1]1[n;R1][c;R1][n;R1][c;R1]1)]"),
+    (
+        "member of triazoles",
+        "[$([n;R1]1[n;R1][n;R1][c;R1][c;R1]1),$([n;R1]1[n;R1][c;R1][n;R1][c;R1]1)]",
+    ),
     ("member of tetrazoles", "[n;R1]1[n;R1][n;R1][n;R1][c;R1]1"),
     # fused aromatic systems
     ("member of indoles", "c1ccc2c(c1)ccn2"),
@@ -146,31 +148,59 @@ _KETONE_OR_ALDEHYDE = "[$([#6][CX3](=O)[#6]),$([CX3H1](=O)[#6]),$([CX3H2]=O)]"
 _RING_PREFIX = {1: "mono", 2: "bi", 3: "tri", 4: "tetra", 5: "penta"}
 _LACTONE_PREFIX = {4: "beta", 5: "gamma", 6: "delta", 7: "epsilon"}
 _NUMBER_WORDS = {
-    1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight",
-    9: "nine", 10: "ten", 11: "eleven", 12: "twelve",
+    1: "one",
+    2: "two",
+    3: "three",
+    4: "four",
+    5: "five",
+    6: "six",
+    7: "seven",
+    8: "eight",
+    9: "nine",
+    10: "ten",
+    11: "eleven",
+    12: "twelve",
 }
 
 #: generic class -> more specific classes that make it redundant (as ChEBI lists the most
 #: specific parents only).
 SUBSUMED: dict[str, tuple[str, ...]] = {
     "carboxylic ester": (
-        "acetate ester", "methyl ester", "ethyl ester", "formate ester", "lactone",
-        "beta-lactone", "gamma-lactone", "delta-lactone", "epsilon-lactone",
+        "acetate ester",
+        "methyl ester",
+        "ethyl ester",
+        "formate ester",
+        "lactone",
+        "beta-lactone",
+        "gamma-lactone",
+        "delta-lactone",
+        "epsilon-lactone",
     ),
     "lactone": ("beta-lactone", "gamma-lactone", "delta-lactone", "epsilon-lactone"),
     "lactam": ("beta-lactam", "gamma-lactam", "delta-lactam", "epsilon-lactam"),
     "ketone": ("cyclic ketone", "aromatic ketone", "methyl ketone", "enone"),
     "aldehyde": ("member of benzaldehydes",),
     "ether": ("aromatic ether", "cyclic ether", "epoxide"),
-    "cyclic ether": ("epoxide", "member of oxetanes", "member of oxolanes", "member of oxanes",
-                     "member of 1,3-dioxolanes"),
+    "cyclic ether": (
+        "epoxide",
+        "member of oxetanes",
+        "member of oxolanes",
+        "member of oxanes",
+        "member of 1,3-dioxolanes",
+    ),
     "organic anion": (
-        "monocarboxylic acid anion", "dicarboxylic acid dianion", "tricarboxylic acid trianion",
+        "monocarboxylic acid anion",
+        "dicarboxylic acid dianion",
+        "tricarboxylic acid trianion",
     ),
     "zwitterion": ("alpha-amino-acid zwitterion",),
     "primary amino compound": ("primary arylamine",),
     "olefinic compound": (
-        "alkene", "cycloalkene", "enone", "enol", "alpha,beta-unsaturated monocarboxylic acid",
+        "alkene",
+        "cycloalkene",
+        "enone",
+        "enol",
+        "alpha,beta-unsaturated monocarboxylic acid",
     ),
     "acetylenic compound": ("alkyne",),
     "hydrocarbon": ("alkane", "alkene", "alkyne", "cycloalkane", "cycloalkene"),
@@ -178,25 +208,81 @@ SUBSUMED: dict[str, tuple[str, ...]] = {
 
 #: Order in which a headline class is chosen for the first sentence.
 HEAD_PRIORITY: tuple[str, ...] = (
-    "alpha-amino-acid zwitterion", "zwitterion", "tricarboxylic acid trianion",
-    "dicarboxylic acid dianion", "monocarboxylic acid anion", "organic anion",
-    "quaternary ammonium ion", "ammonium ion derivative", "organic cation", "hydrochloride",
-    "organic sodium salt", "organic potassium salt", "alpha-amino acid",
-    "polycarboxylic acid", "tricarboxylic acid", "dicarboxylic acid",
-    "member of benzoic acids", "hydroxy monocarboxylic acid", "oxo monocarboxylic acid",
-    "alpha,beta-unsaturated monocarboxylic acid", "monocarboxylic acid",
-    "beta-lactam", "gamma-lactam", "delta-lactam", "epsilon-lactam", "lactam",
-    "beta-lactone", "gamma-lactone", "delta-lactone", "epsilon-lactone", "lactone",
-    "acetate ester", "methyl ester", "ethyl ester", "formate ester", "carboxylic ester",
-    "member of ureas", "carbamate ester", "member of guanidines", "carboxamidine",
-    "member of acetamides", "member of formamides", "primary carboxamide",
-    "secondary carboxamide", "tertiary carboxamide", "monocarboxylic acid amide",
-    "member of benzaldehydes", "aldehyde", "enone", "aromatic ketone", "cyclic ketone",
-    "methyl ketone", "ketone", "nitrile", "C-nitro compound", "oxime", "sulfonamide",
-    "member of phenols", "polyol", "tetrol", "triol", "diol", "tertiary alcohol",
-    "secondary alcohol", "primary alcohol", "enol", "acetal", "primary arylamine",
-    "tertiary amino compound", "secondary amino compound", "primary amino compound", "imine",
-    "thiol", "organic sulfide", "epoxide",
+    "alpha-amino-acid zwitterion",
+    "zwitterion",
+    "tricarboxylic acid trianion",
+    "dicarboxylic acid dianion",
+    "monocarboxylic acid anion",
+    "organic anion",
+    "quaternary ammonium ion",
+    "ammonium ion derivative",
+    "organic cation",
+    "hydrochloride",
+    "organic sodium salt",
+    "organic potassium salt",
+    "alpha-amino acid",
+    "polycarboxylic acid",
+    "tricarboxylic acid",
+    "dicarboxylic acid",
+    "member of benzoic acids",
+    "hydroxy monocarboxylic acid",
+    "oxo monocarboxylic acid",
+    "alpha,beta-unsaturated monocarboxylic acid",
+    "monocarboxylic acid",
+    "beta-lactam",
+    "gamma-lactam",
+    "delta-lactam",
+    "epsilon-lactam",
+    "lactam",
+    "beta-lactone",
+    "gamma-lactone",
+    "delta-lactone",
+    "epsilon-lactone",
+    "lactone",
+    "acetate ester",
+    "methyl ester",
+    "ethyl ester",
+    "formate ester",
+    "carboxylic ester",
+    "member of ureas",
+    "carbamate ester",
+    "member of guanidines",
+    "carboxamidine",
+    "member of acetamides",
+    "member of formamides",
+    "primary carboxamide",
+    "secondary carboxamide",
+    "tertiary carboxamide",
+    "monocarboxylic acid amide",
+    "member of benzaldehydes",
+    "aldehyde",
+    "enone",
+    "aromatic ketone",
+    "cyclic ketone",
+    "methyl ketone",
+    "ketone",
+    "nitrile",
+    "C-nitro compound",
+    "oxime",
+    "sulfonamide",
+    "member of phenols",
+    "polyol",
+    "tetrol",
+    "triol",
+    "diol",
+    "tertiary alcohol",
+    "secondary alcohol",
+    "primary alcohol",
+    "enol",
+    "acetal",
+    "primary arylamine",
+    "tertiary amino compound",
+    "secondary amino compound",
+    "primary amino compound",
+    "imine",
+    "thiol",
+    "organic sulfide",
+    "epoxide",
 )
 
 
@@ -281,8 +367,11 @@ def _ring_classes(mol: Any) -> list[str]:
         hetero = any(mol.GetAtomWithIdx(i).GetAtomicNum() != 6 for i in systems[0])
         prefix = _RING_PREFIX.get(n)
         if hetero:
-            out.append(f"organic hetero{prefix}cyclic compound" if prefix
-                       else "organic heteropolycyclic compound")
+            out.append(
+                f"organic hetero{prefix}cyclic compound"
+                if prefix
+                else "organic heteropolycyclic compound"
+            )
         else:
             out.append(f"carbo{prefix}cyclic compound" if prefix else "carbopolycyclic compound")
     return out
@@ -320,8 +409,9 @@ def _alcohol_classes(mol: Any) -> list[str]:
         if any(a.GetAtomicNum() != 6 for a in others):
             continue  # hemiacetal / hemiaminal carbon: not a plain alcohol
         h = carbon.GetTotalNumHs()
-        out.append("primary alcohol" if h >= 2 else "secondary alcohol" if h == 1
-                   else "tertiary alcohol")
+        out.append(
+            "primary alcohol" if h >= 2 else "secondary alcohol" if h == 1 else "tertiary alcohol"
+        )
     n_oh = count_matches(mol, _HYDROXY)
     if n_oh >= 2:
         out.append({2: "diol", 3: "triol", 4: "tetrol"}.get(n_oh, "polyol"))
@@ -348,8 +438,11 @@ def _amine_classes(mol: Any) -> list[str]:
         carbons = sum(1 for a in atom.GetNeighbors() if a.GetAtomicNum() == 6)
         if carbons == 0:
             continue
-        out.append({1: "primary amino compound", 2: "secondary amino compound"}.get(
-            carbons, "tertiary amino compound"))
+        out.append(
+            {1: "primary amino compound", 2: "secondary amino compound"}.get(
+                carbons, "tertiary amino compound"
+            )
+        )
     return out
 
 
@@ -404,8 +497,13 @@ def _charge_classes(mol: Any, n_acid: int, n_anion: int) -> list[str]:
     if net < 0:
         out.append("organic anion")
         if n_anion and -net == n_anion and not n_acid and not others:
-            out.append({1: "monocarboxylic acid anion", 2: "dicarboxylic acid dianion",
-                        3: "tricarboxylic acid trianion"}.get(n_anion, "organic anion"))
+            out.append(
+                {
+                    1: "monocarboxylic acid anion",
+                    2: "dicarboxylic acid dianion",
+                    3: "tricarboxylic acid trianion",
+                }.get(n_anion, "organic anion")
+            )
     elif net > 0:
         out.append("organic cation")
     elif any(a.GetFormalCharge() > 0 for a in separated) and any(
@@ -436,8 +534,11 @@ def facts_of(mol: Any) -> MoleculeFacts:
     n_acid = count_matches(mol, _CARBOXYLIC_ACID)
     n_anion = count_matches(mol, _CARBOXYLATE)
     if n_acid:
-        classes.append({1: "monocarboxylic acid", 2: "dicarboxylic acid",
-                        3: "tricarboxylic acid"}.get(n_acid, "polycarboxylic acid"))
+        classes.append(
+            {1: "monocarboxylic acid", 2: "dicarboxylic acid", 3: "tricarboxylic acid"}.get(
+                n_acid, "polycarboxylic acid"
+            )
+        )
         if n_acid == 1 and count_matches(mol, _HYDROXY) > 0:
             classes.append("hydroxy monocarboxylic acid")
         if n_acid == 1 and has_match(mol, _KETONE_OR_ALDEHYDE):
@@ -484,14 +585,23 @@ def _compiled(smarts: str) -> Any:
 def conjugate_sentence(facts: MoleculeFacts, name: str | None) -> str | None:
     """ "It is a conjugate acid/base of a ..." for monocarboxylic acids and their anions."""
     plain = facts.single_fragment
-    if (plain and facts.n_carboxylic_acid == 1 and not facts.n_carboxylate
-            and facts.charged_atoms == 0):
+    if (
+        plain
+        and facts.n_carboxylic_acid == 1
+        and not facts.n_carboxylate
+        and facts.charged_atoms == 0
+    ):
         if name and name.endswith("ic acid"):
             base = name[: -len("ic acid")] + "ate"
             return f"It is a conjugate acid of {with_article(base)}."
         return "It is a conjugate acid of a monocarboxylic acid anion."
-    if (plain and facts.n_carboxylate == 1 and not facts.n_carboxylic_acid
-            and facts.net_charge == -1 and facts.charged_atoms == 0):
+    if (
+        plain
+        and facts.n_carboxylate == 1
+        and not facts.n_carboxylic_acid
+        and facts.net_charge == -1
+        and facts.charged_atoms == 0
+    ):
         if name and name.endswith("ate"):
             acid = name[: -len("ate")] + "ic acid"
             return f"It is a conjugate base of {with_article(acid)}."
@@ -534,8 +644,9 @@ def head_class(classes: Iterable[str]) -> str:
     return present[0]
 
 
-def describe(mol: Any, name: str | None = None, rng: random.Random | None = None,
-             max_classes: int = 8) -> str | None:
+def describe(
+    mol: Any, name: str | None = None, rng: random.Random | None = None, max_classes: int = 8
+) -> str | None:
     """A ChEBI-style caption of ``mol`` built from RDKit facts, or ``None`` without facts.
 
     ``name`` (a verified IUPAC name) is used in the first sentence and to name the conjugate

@@ -146,12 +146,11 @@ def name_molecules(
     """
     cached = read_cache(cache_file)
     todo = [s for s in dict.fromkeys(smiles) if s not in cached]
-    timing = {"cached": float(len(smiles) - len(todo)), "named": 0.0, "name_s": 0.0,
-              "opsin_s": 0.0}
+    timing = {"cached": float(len(smiles) - len(todo)), "named": 0.0, "name_s": 0.0, "opsin_s": 0.0}
     if todo:
         logger.info("iupac: %d molecules cached, %d to name", len(cached), len(todo))
     for start in range(0, len(todo), chunk):
-        part = todo[start:start + chunk]
+        part = todo[start : start + chunk]
         t0 = time.perf_counter()
         generated = [generate_name(s) for s in part]
         t1 = time.perf_counter()
@@ -173,7 +172,10 @@ def name_molecules(
         done = start + len(part)
         logger.info(
             "iupac: named %d/%d (openclatura %.0f/s, OPSIN %.0f/s, %d exact in chunk)",
-            done, len(todo), len(part) / max(t1 - t0, 1e-9), len(named) / max(t2 - t1, 1e-9),
+            done,
+            len(todo),
+            len(part) / max(t1 - t0, 1e-9),
+            len(named) / max(t2 - t1, 1e-9),
             sum(r.status == EXACT for r in results),
         )
     return {s: cached[s] for s in smiles}, timing
@@ -196,8 +198,11 @@ def chebi_names(data_dir: Path) -> dict[str, str]:
 
 def verified_names(ctx: BuildContext) -> dict[str, str]:
     """Every verified name available without naming anything (ChEBI file + QM9 cache)."""
-    names = {r.smiles: r.name for r in read_cache(cache_path(ctx.cache_dir)).values()
-             if r.status == EXACT}
+    names = {
+        r.smiles: r.name
+        for r in read_cache(cache_path(ctx.cache_dir)).values()
+        if r.status == EXACT
+    }
     names.update(chebi_names(ctx.data_dir))
     return names
 
@@ -226,14 +231,23 @@ def build(
     seen: set[str] = set()
     chebi_train = list(
         ctx.iter_training(
-            [(s, s) for s in chebi], source=CHEBI_VAL, seed=seed, salt="iupac",
-            skipped=stats.skipped, seen=seen,
+            [(s, s) for s in chebi],
+            source=CHEBI_VAL,
+            seed=seed,
+            salt="iupac",
+            skipped=stats.skipped,
+            seen=seen,
         )
     )
     qm9_train = list(
         ctx.iter_training(
-            [(str(r.index), r.smiles) for r in ctx.qm9], source=QM9, seed=seed, salt="iupac",
-            skipped=stats.skipped, max_molecules=max_molecules, seen=seen,
+            [(str(r.index), r.smiles) for r in ctx.qm9],
+            source=QM9,
+            seed=seed,
+            salt="iupac",
+            skipped=stats.skipped,
+            max_molecules=max_molecules,
+            seen=seen,
         )
     )
     val = ctx.val_molecules()
@@ -244,9 +258,9 @@ def build(
         **{k: round(v, 2) for k, v in timing.items()},
         "wall_s": round(time.perf_counter() - t_name, 2),
         "openclatura_per_s": round(timing["named"] / timing["name_s"], 1)
-        if timing["name_s"] else None,
-        "opsin_per_s": round(timing["named"] / timing["opsin_s"], 1)
-        if timing["opsin_s"] else None,
+        if timing["name_s"]
+        else None,
+        "opsin_per_s": round(timing["named"] / timing["opsin_s"], 1) if timing["opsin_s"] else None,
         "qm9_status": dict(Counter(r.status for r in results.values())),
     }
 

@@ -97,8 +97,10 @@ def build(
         rec
         for r in ctx.plan.property_test
         for rec in property_records(
-            r.smiles, {Property.HOMO: r.homo, Property.LUMO: r.lumo, Property.GAP: r.gap},
-            "test", None,
+            r.smiles,
+            {Property.HOMO: r.homo, Property.LUMO: r.lumo, Property.GAP: r.gap},
+            "test",
+            None,
         )
     ]
 

@@ -67,72 +67,105 @@ class Question:
 
 
 QUESTIONS: tuple[Question, ...] = (
-    Question("formula", (
-        "What is the molecular formula of this molecule?",
-        "Give the molecular formula of this compound.",
-        "Which molecular formula does this molecule have?",
-        "Please provide the molecular formula of this molecule.",
-    )),
-    Question("heavy_atoms", (
-        "How many heavy atoms does this molecule have?",
-        "How many non-hydrogen atoms are in this molecule?",
-        "Count the heavy (non-hydrogen) atoms of this molecule.",
-        "What is the number of heavy atoms in this molecule?",
-    )),
-    Question("rings", (
-        "How many rings does this molecule contain?",
-        "What is the number of rings in this molecule?",
-        "Count the rings in this molecule.",
-        "How many rings are there in the structure of this compound?",
-    )),
-    Question("aromatic_rings", (
-        "How many aromatic rings does this molecule contain?",
-        "What is the number of aromatic rings in this molecule?",
-        "Count the aromatic rings of this compound.",
-        "How many aromatic rings are present in this molecule?",
-    )),
-    Question("hbd", (
-        "How many hydrogen bond donors does this molecule have?",
-        "What is the number of hydrogen bond donors in this molecule?",
-        "Count the hydrogen bond donors of this compound.",
-        "How many H-bond donors does this molecule have?",
-    )),
-    Question("hba", (
-        "How many hydrogen bond acceptors does this molecule have?",
-        "What is the number of hydrogen bond acceptors in this molecule?",
-        "Count the hydrogen bond acceptors of this compound.",
-        "How many H-bond acceptors does this molecule have?",
-    )),
-    Question("charge", (
-        "What is the net charge of this molecule?",
-        "What is the total formal charge of this molecule?",
-        "Which overall charge does this molecule carry?",
-        "Give the net formal charge of this compound.",
-    )),
-    Question("functional_groups", (
-        "Which functional groups does this molecule contain?",
-        "List the functional groups present in this molecule.",
-        "What functional groups are present in this compound?",
-        "Name the functional groups of this molecule.",
-    )),
-    Question("has_group", (
-        "Does this molecule contain {topic}?",
-        "Is there {topic} in this molecule?",
-        "Answer yes or no: does this compound have {topic}?",
-        "Does the structure of this molecule include {topic}?",
-    )),
-    Question("element_count", (
-        "How many {topic} atoms does this molecule contain?",
-        "What is the number of {topic} atoms in this molecule?",
-        "Count the {topic} atoms in this compound.",
-        "How many {topic} atoms are there in this molecule?",
-    )),
-    Question("molecular_weight", (
-        "What is the molecular weight of this molecule in g/mol?",
-        "Give the molecular weight of this compound (g/mol).",
-        "What is the molar mass of this molecule in g/mol?",
-        "Calculate the molecular weight of this molecule in g/mol.",
-    )),
+    Question(
+        "formula",
+        (
+            "What is the molecular formula of this molecule?",
+            "Give the molecular formula of this compound.",
+            "Which molecular formula does this molecule have?",
+            "Please provide the molecular formula of this molecule.",
+        ),
+    ),
+    Question(
+        "heavy_atoms",
+        (
+            "How many heavy atoms does this molecule have?",
+            "How many non-hydrogen atoms are in this molecule?",
+            "Count the heavy (non-hydrogen) atoms of this molecule.",
+            "What is the number of heavy atoms in this molecule?",
+        ),
+    ),
+    Question(
+        "rings",
+        (
+            "How many rings does this molecule contain?",
+            "What is the number of rings in this molecule?",
+            "Count the rings in this molecule.",
+            "How many rings are there in the structure of this compound?",
+        ),
+    ),
+    Question(
+        "aromatic_rings",
+        (
+            "How many aromatic rings does this molecule contain?",
+            "What is the number of aromatic rings in this molecule?",
+            "Count the aromatic rings of this compound.",
+            "How many aromatic rings are present in this molecule?",
+        ),
+    ),
+    Question(
+        "hbd",
+        (
+            "How many hydrogen bond donors does this molecule have?",
+            "What is the number of hydrogen bond donors in this molecule?",
+            "Count the hydrogen bond donors of this compound.",
+            "How many H-bond donors does this molecule have?",
+        ),
+    ),
+    Question(
+        "hba",
+        (
+            "How many hydrogen bond acceptors does this molecule have?",
+            "What is the number of hydrogen bond acceptors in this molecule?",
+            "Count the hydrogen bond acceptors of this compound.",
+            "How many H-bond acceptors does this molecule have?",
+        ),
+    ),
+    Question(
+        "charge",
+        (
+            "What is the net charge of this molecule?",
+            "What is the total formal charge of this molecule?",
+            "Which overall charge does this molecule carry?",
+            "Give the net formal charge of this compound.",
+        ),
+    ),
+    Question(
+        "functional_groups",
+        (
+            "Which functional groups does this molecule contain?",
+            "List the functional groups present in this molecule.",
+            "What functional groups are present in this compound?",
+            "Name the functional groups of this molecule.",
+        ),
+    ),
+    Question(
+        "has_group",
+        (
+            "Does this molecule contain {topic}?",
+            "Is there {topic} in this molecule?",
+            "Answer yes or no: does this compound have {topic}?",
+            "Does the structure of this molecule include {topic}?",
+        ),
+    ),
+    Question(
+        "element_count",
+        (
+            "How many {topic} atoms does this molecule contain?",
+            "What is the number of {topic} atoms in this molecule?",
+            "Count the {topic} atoms in this compound.",
+            "How many {topic} atoms are there in this molecule?",
+        ),
+    ),
+    Question(
+        "molecular_weight",
+        (
+            "What is the molecular weight of this molecule in g/mol?",
+            "Give the molecular weight of this compound (g/mol).",
+            "What is the molar mass of this molecule in g/mol?",
+            "Calculate the molecular weight of this molecule in g/mol.",
+        ),
+    ),
 )
 QUESTIONS_BY_TYPE: dict[str, Question] = {q.qtype: q for q in QUESTIONS}
 
@@ -325,7 +358,6 @@ def build(
             stats.molecules[split] += 1
             stats.records[split] += len(recs)
             yield from recs
-
 
     def training() -> Iterable[PoolMolecule]:
         return ctx.iter_qm9_and_chebi(

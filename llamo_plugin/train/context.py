@@ -129,13 +129,23 @@ class BuildContext:
 
         seen: set[str] = set()
         yield from self.iter_training(
-            [(str(r.index), r.smiles) for r in self.qm9], source=QM9, seed=seed, salt=salt,
-            skipped=skipped, max_molecules=max_molecules, seen=seen,
+            [(str(r.index), r.smiles) for r in self.qm9],
+            source=QM9,
+            seed=seed,
+            salt=salt,
+            skipped=skipped,
+            max_molecules=max_molecules,
+            seen=seen,
         )
         chebi = read_chebi(self.data_dir, "validation")
         yield from self.iter_training(
-            [(r.cid, r.smiles) for r in chebi], source=CHEBI_VAL, seed=seed, salt=salt,
-            skipped=skipped, max_molecules=max_molecules, seen=seen,
+            [(r.cid, r.smiles) for r in chebi],
+            source=CHEBI_VAL,
+            seed=seed,
+            salt=salt,
+            skipped=skipped,
+            max_molecules=max_molecules,
+            seen=seen,
         )
 
 

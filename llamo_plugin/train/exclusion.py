@@ -119,8 +119,13 @@ def compute_eval_keys(data_dir: Path) -> dict[str, frozenset[str]]:
         idents = [mol_identity(s) for s in smiles]
         keys = frozenset(i.inchikey for i in idents if i is not None)
         unparsed = sum(i is None for i in idents)
-        logger.info("exclusion: %s: %d rows, %d keys, %d unparseable", name, len(smiles),
-                    len(keys), unparsed)
+        logger.info(
+            "exclusion: %s: %d rows, %d keys, %d unparseable",
+            name,
+            len(smiles),
+            len(keys),
+            unparsed,
+        )
         out[name] = keys
     nci = read_nci_identities()
     out[RDKIT_NCI] = frozenset(i.inchikey for i in nci)
@@ -128,8 +133,9 @@ def compute_eval_keys(data_dir: Path) -> dict[str, frozenset[str]]:
     return out
 
 
-def eval_keys(data_dir: Path | None = None, *, cache_dir: Path | None = None,
-              use_cache: bool = True) -> dict[str, frozenset[str]]:
+def eval_keys(
+    data_dir: Path | None = None, *, cache_dir: Path | None = None, use_cache: bool = True
+) -> dict[str, frozenset[str]]:
     """Evaluation keys, cached as JSON in ``cache_dir`` keyed by the input files' sha256."""
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     if not use_cache:
@@ -156,8 +162,7 @@ def build_exclusion(
     """The full exclusion (evaluation sets, NCI and every held-out slice) of a split seed."""
     from llamo_plugin.train.context import make_context
 
-    return make_context(data_dir, split_seed=split_seed, match=match,
-                        cache_dir=cache_dir).exclusion
+    return make_context(data_dir, split_seed=split_seed, match=match, cache_dir=cache_dir).exclusion
 
 
 @functools.lru_cache(maxsize=4)

@@ -62,9 +62,7 @@ FUNCTIONAL_GROUPS: tuple[FunctionalGroup, ...] = (
         "[NX3;!$(N[#6]=[#7,#8,#16]);!$(N[!#6])]([#6])",
     ),
     FunctionalGroup("ammonium", "an ammonium group", "[NX4+]"),
-    FunctionalGroup(
-        "imine", "an imine group", "[CX3;!$(C(=N)[#7,#8,#16])]=[NX2;!$(N[#7,#8])]"
-    ),
+    FunctionalGroup("imine", "an imine group", "[CX3;!$(C(=N)[#7,#8,#16])]=[NX2;!$(N[#7,#8])]"),
     FunctionalGroup("oxime", "an oxime group", "[CX3]=[NX2][OX2H]"),
     FunctionalGroup("nitrile", "a nitrile group", "[NX1]#[CX2]"),
     FunctionalGroup("nitro", "a nitro group", "[$([NX3](=O)=O),$([NX3+](=O)[O-])]"),

@@ -217,9 +217,7 @@ def read_chebi(data_dir: Path, split: str) -> list[ChebiRow]:
 
 def read_chebi_names(data_dir: Path) -> list[ChebiNameRow]:
     """The openclatura-named ChEBI-20 molecules (both splits, every round-trip status)."""
-    path = _require(
-        Path(data_dir) / "chebi-20-iupac-openclatura" / "chebi20_iupac_openclatura.tsv"
-    )
+    path = _require(Path(data_dir) / "chebi-20-iupac-openclatura" / "chebi20_iupac_openclatura.tsv")
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
         return [

@@ -183,9 +183,10 @@ def verify_property_test(rows: Sequence[PropertyTestRow], qm9: Sequence[Qm9Row])
     for t in rows:
         q = by_index.get(t.index)
         try:
-            same = q is not None and canonical_smiles(
-                mol_from_smiles(q.smiles), isomeric=True
-            ) == t.smiles
+            same = (
+                q is not None
+                and canonical_smiles(mol_from_smiles(q.smiles), isomeric=True) == t.smiles
+            )
         except InvalidSmilesError:
             same = False
         if not same or q is None:

@@ -80,14 +80,22 @@ def test_graph_exported_by_earlier_versions_still_runs(tiny_model: Any, tmp_path
     path = tmp_path / "old.onnx"
     with torch.no_grad():
         torch.onnx.export(
-            tiny_model.graph.eval(), (), kwargs=inputs, dynamo=True, opset_version=18,
+            tiny_model.graph.eval(),
+            (),
+            kwargs=inputs,
+            dynamo=True,
+            opset_version=18,
             dynamic_shapes={
-                "atom_features": {0: atoms}, "edge_index": {1: edges},
-                "bond_features": {0: edges}, "node_dense_index": {0: atoms},
-                "node_mask": {0: batch, 1: width}, "motifs": {0: batch, 1: motifs},
+                "atom_features": {0: atoms},
+                "edge_index": {1: edges},
+                "bond_features": {0: edges},
+                "node_dense_index": {0: atoms},
+                "node_mask": {0: batch, 1: width},
+                "motifs": {0: batch, 1: motifs},
                 "motif_mask": {0: batch, 1: motifs},
             },
-            input_names=list(GRAPH_INPUT_NAMES), output_names=["graph_tokens"],
+            input_names=list(GRAPH_INPUT_NAMES),
+            output_names=["graph_tokens"],
         ).save(str(path))
     enc = OnnxGraphEncoder(path, device="cpu", num_threads=2)
     assert not enc.refined

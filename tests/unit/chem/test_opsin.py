@@ -32,22 +32,41 @@ def test_compare_structures_without_opsin() -> None:
 @needs_java
 def test_roundtrip_statuses_on_hand_picked_names() -> None:
     names = [
-        "ethanol",              # exact
-        "propan-1-ol",          # a real name, another molecule
-        "florbelguzzle acid",   # not a name
-        "(2R)-butan-2-ol",      # R against its S enantiomer
-        "(2R)-butan-2-ol",      # R against a SMILES without stereo
-        "butan-2-ol",           # no stereo against a defined centre
-        "(2S)-butan-2-ol",      # exact with stereo: C[C@H](O)CC is S
-        "",                     # empty answer
-        None,                   # missing answer
+        "ethanol",  # exact
+        "propan-1-ol",  # a real name, another molecule
+        "florbelguzzle acid",  # not a name
+        "(2R)-butan-2-ol",  # R against its S enantiomer
+        "(2R)-butan-2-ol",  # R against a SMILES without stereo
+        "butan-2-ol",  # no stereo against a defined centre
+        "(2S)-butan-2-ol",  # exact with stereo: C[C@H](O)CC is S
+        "",  # empty answer
+        None,  # missing answer
         "2,2,3-triethyloxirane",
     ]
-    smiles = ["CCO", "CCO", "CCO", "C[C@H](O)CC", "CC(O)CC", "C[C@H](O)CC", "C[C@H](O)CC",
-              "CCO", "CCO", "CCC1C(O1)(CC)CC"]
+    smiles = [
+        "CCO",
+        "CCO",
+        "CCO",
+        "C[C@H](O)CC",
+        "CC(O)CC",
+        "C[C@H](O)CC",
+        "C[C@H](O)CC",
+        "CCO",
+        "CCO",
+        "CCC1C(O1)(CC)CC",
+    ]
     assert roundtrip_status(names, smiles) == [
-        "exact", "different_structure", "unparseable", "stereo_differs", "stereo_differs",
-        "stereo_differs", "exact", "unparseable", "unparseable", "exact"]
+        "exact",
+        "different_structure",
+        "unparseable",
+        "stereo_differs",
+        "stereo_differs",
+        "stereo_differs",
+        "exact",
+        "unparseable",
+        "unparseable",
+        "exact",
+    ]
 
 
 @needs_java

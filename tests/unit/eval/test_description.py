@@ -19,20 +19,32 @@ def test_smiles_key_undoubles_backslashes() -> None:
 
 def test_prediction_file_join(tmp_path: Path) -> None:
     pred = tmp_path / "p.txt"
-    pred.write_text('SMILES\tground truth\toutput\nC/C=C\\C\tref "a"\t[CLS] The molecule "x".\n'
-                    "CCO\tref\tAn alcohol.\n")
+    pred.write_text(
+        'SMILES\tground truth\toutput\nC/C=C\\C\tref "a"\t[CLS] The molecule "x".\n'
+        "CCO\tref\tAn alcohol.\n"
+    )
     preds = load_prediction_file(pred)
     assert preds == {"C/C=C\\C": 'The molecule "x".', "CCO": "An alcohol."}
-    rows = [CaptionRow("1", "C/C=C\\\\C", "r1"), CaptionRow("2", "CCO", "r2"),
-            CaptionRow("3", "CCN", "r3")]
+    rows = [
+        CaptionRow("1", "C/C=C\\\\C", "r1"),
+        CaptionRow("2", "CCO", "r2"),
+        CaptionRow("3", "CCN", "r3"),
+    ]
     got, statuses = join_predictions(rows, preds)
     assert got == ['The molecule "x".', "An alcohol.", ""]
     assert statuses == ["ok", "ok", "missing"]
 
 
 def test_our_own_tsv_round_trips(tmp_path: Path) -> None:
-    rows = [{"smiles": "CCO", "reference": 'a "quoted"\tcaption', "prediction": "two\nlines",
-             "status": "eos", "cid": 7}]
+    rows = [
+        {
+            "smiles": "CCO",
+            "reference": 'a "quoted"\tcaption',
+            "prediction": "two\nlines",
+            "status": "eos",
+            "cid": 7,
+        }
+    ]
     json_path, tsv_path = write_results(tmp_path, "description", {"n": 1}, rows, ["cid"])
     back = read_tsv(tsv_path)
     assert list(back[0]) == ["smiles", "reference", "prediction", "status", "cid"]

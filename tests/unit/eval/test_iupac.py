@@ -21,8 +21,12 @@ def test_sets_from_shared(shared_dir: Path) -> None:
     data = shared_dir / "data"
     rows = load_sets(data)
     counts = {s: sum(r.set == s for r in rows) for s in dict.fromkeys(r.set for r in rows)}
-    assert counts == {"chebi20-test": 3300, "pubchem-cid1-1000": 999, "chemllmbench": 100,
-                      "stout": 50}
+    assert counts == {
+        "chebi20-test": 3300,
+        "pubchem-cid1-1000": 999,
+        "chemllmbench": 100,
+        "stout": 50,
+    }
     chebi = [r for r in rows if r.set == "chebi20-test"]
     assert 2900 < sum(r.reference is not None for r in chebi) < 3300
     assert len(load_sets(data, ["stout", "chemllmbench"], limit=3)) == 6
@@ -32,10 +36,18 @@ def test_sets_from_shared(shared_dir: Path) -> None:
 
 @pytest.mark.skipif(not java_available(), reason="Java (for OPSIN) not installed")
 def test_score_names() -> None:
-    rows = [NameRow("a", "1", "CCO", "ethanol"), NameRow("a", "2", "CCCO", "propan-1-ol"),
-            NameRow("b", "3", "C[C@H](O)CC", None), NameRow("b", "4", "CC", "ethane")]
-    outs = [ModelOutput("ethanol", "eos"), ModelOutput("1-propanol", "eos"),
-            ModelOutput("butan-2-ol", "length"), ModelOutput("", "invalid_smiles")]
+    rows = [
+        NameRow("a", "1", "CCO", "ethanol"),
+        NameRow("a", "2", "CCCO", "propan-1-ol"),
+        NameRow("b", "3", "C[C@H](O)CC", None),
+        NameRow("b", "4", "CC", "ethane"),
+    ]
+    outs = [
+        ModelOutput("ethanol", "eos"),
+        ModelOutput("1-propanol", "eos"),
+        ModelOutput("butan-2-ol", "length"),
+        ModelOutput("", "invalid_smiles"),
+    ]
     metrics, table = score_names(rows, outs)
     a, b = metrics["sets"]["a"], metrics["sets"]["b"]
     assert a["roundtrip_exact"] == 1.0 and a["string_match"] == 0.5

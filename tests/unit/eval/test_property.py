@@ -39,8 +39,10 @@ def test_metrics_count_unparseable_answers() -> None:
 
 
 def test_score_answers_per_target_and_table() -> None:
-    rows = [PropertyRow("C", {"homo": -0.4, "lumo": 0.1, "gap": 0.5}),
-            PropertyRow("CO", {"homo": -0.3, "lumo": 0.0, "gap": 0.3})]
+    rows = [
+        PropertyRow("C", {"homo": -0.4, "lumo": 0.1, "gap": 0.5}),
+        PropertyRow("CO", {"homo": -0.3, "lumo": 0.0, "gap": 0.3}),
+    ]
     answers = {
         "homo": [ModelOutput("-0.4000", "eos"), ModelOutput("no idea", "eos")],
         "lumo": [ModelOutput("0.1100", "eos"), ModelOutput("0.0000", "length")],
@@ -52,8 +54,7 @@ def test_score_answers_per_target_and_table() -> None:
     assert metrics["targets"]["lumo"]["mae"] == pytest.approx(0.005)
     assert metrics["n_unparseable"] == 2 and metrics["n_answers"] == 6
     assert metrics["mae_mean"] == pytest.approx((0.0 + 0.005 + 0.0) / 3)
-    assert [r["status"] for r in table] == ["ok", "unparseable", "ok", "ok", "ok",
-                                            "invalid_smiles"]
+    assert [r["status"] for r in table] == ["ok", "unparseable", "ok", "ok", "ok", "invalid_smiles"]
     assert table[0]["reference"] == "-0.4000" and table[0]["target"] == "homo"
 
 
@@ -64,12 +65,15 @@ def test_load_split_wide_and_by_qm9_index(tmp_path: Path) -> None:
     assert rows[0] == PropertyRow("C", {"homo": -0.3877, "lumo": 0.1171, "gap": 0.5048})
     assert len(load_property_split(wide, limit=1)) == 1
     qm9 = tmp_path / "qm9.csv"
-    qm9.write_text("Index,SMILES,HOMO_au,LUMO_au,HOMO_LUMO_gap_au\n1,C,-0.3877,0.1171,0.5048\n"
-                   "2,N,-0.2570,0.0829,0.3399\n")
+    qm9.write_text(
+        "Index,SMILES,HOMO_au,LUMO_au,HOMO_LUMO_gap_au\n1,C,-0.3877,0.1171,0.5048\n"
+        "2,N,-0.2570,0.0829,0.3399\n"
+    )
     split = tmp_path / "split.csv"
     split.write_text("index\n2\n")
     assert load_property_split(split, qm9_path=qm9) == [
-        PropertyRow("N", {"homo": -0.2570, "lumo": 0.0829, "gap": 0.3399})]
+        PropertyRow("N", {"homo": -0.2570, "lumo": 0.0829, "gap": 0.3399})
+    ]
     bad = tmp_path / "bad.csv"
     bad.write_text("molecule,value\nC,1\n")
     with pytest.raises(ValueError, match="columns"):

@@ -19,12 +19,18 @@ def test_normalisation() -> None:
 
 def test_load_jsonl_and_tsv(tmp_path: Path) -> None:
     jsonl = tmp_path / "qa.jsonl"
-    jsonl.write_text(json.dumps({"smiles": "CCO", "instruction": "How many carbons?",
-                                 "answer": "2", "task": "count"}) + "\n\n"
-                     + json.dumps({"SMILES": "C", "question": "Aromatic?", "answer": "no",
-                                   "qtype": "bool"}) + "\n")
-    assert load_records(jsonl) == [QARecord("CCO", "How many carbons?", "2", "count"),
-                                   QARecord("C", "Aromatic?", "no", "bool")]
+    jsonl.write_text(
+        json.dumps(
+            {"smiles": "CCO", "instruction": "How many carbons?", "answer": "2", "task": "count"}
+        )
+        + "\n\n"
+        + json.dumps({"SMILES": "C", "question": "Aromatic?", "answer": "no", "qtype": "bool"})
+        + "\n"
+    )
+    assert load_records(jsonl) == [
+        QARecord("CCO", "How many carbons?", "2", "count"),
+        QARecord("C", "Aromatic?", "no", "bool"),
+    ]
     tsv = tmp_path / "qa.tsv"
     tsv.write_text('smiles\tquestion\tanswer\nCCO\tSay "hi"?\thi\n')
     assert load_records(tsv) == [QARecord("CCO", 'Say "hi"?', "hi", "all")]
@@ -35,13 +41,23 @@ def test_load_jsonl_and_tsv(tmp_path: Path) -> None:
 
 
 def test_accuracy_per_type() -> None:
-    recs = [QARecord("C", "q", "2", "count"), QARecord("CC", "q", "3", "count"),
-            QARecord("c1ccccc1", "q", "yes", "bool"), QARecord("x", "q", "no", "bool")]
-    outs = [ModelOutput("2", "eos"), ModelOutput("4", "eos"), ModelOutput("Yes.", "eos"),
-            ModelOutput("", "invalid_smiles")]
+    recs = [
+        QARecord("C", "q", "2", "count"),
+        QARecord("CC", "q", "3", "count"),
+        QARecord("c1ccccc1", "q", "yes", "bool"),
+        QARecord("x", "q", "no", "bool"),
+    ]
+    outs = [
+        ModelOutput("2", "eos"),
+        ModelOutput("4", "eos"),
+        ModelOutput("Yes.", "eos"),
+        ModelOutput("", "invalid_smiles"),
+    ]
     metrics, table = score_answers(recs, outs)
     assert metrics["accuracy"] == 0.5
-    assert metrics["per_type"] == {"bool": {"n": 2, "accuracy": 0.5},
-                                   "count": {"n": 2, "accuracy": 0.5}}
+    assert metrics["per_type"] == {
+        "bool": {"n": 2, "accuracy": 0.5},
+        "count": {"n": 2, "accuracy": 0.5},
+    }
     assert metrics["accuracy_macro"] == 0.5 and metrics["n_invalid_smiles"] == 1
     assert [r["status"] for r in table] == ["correct", "wrong", "correct", "invalid_smiles"]

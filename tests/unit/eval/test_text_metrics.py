@@ -19,8 +19,25 @@ from llamo_plugin.eval.text_metrics import (
     rouge_scores,
 )
 
-TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "molecule", "is", "a",
-              "acid", "##ic", "benz", "##o", "-", "3", ".", "oxo"]
+TINY_VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "the",
+    "molecule",
+    "is",
+    "a",
+    "acid",
+    "##ic",
+    "benz",
+    "##o",
+    "-",
+    "3",
+    ".",
+    "oxo",
+]
 
 
 @pytest.fixture()
@@ -34,7 +51,16 @@ def test_wordpiece_on_a_tiny_vocab(tiny_vocab: Path) -> None:
     tok = WordPieceTokenizer.from_vocab(tiny_vocab)
     assert tok.vocab_size == len(TINY_VOCAB)
     assert tok.tokenize("The Molecule is a Benzoic acid.") == [
-        "the", "molecule", "is", "a", "benz", "##o", "##ic", "acid", "."]
+        "the",
+        "molecule",
+        "is",
+        "a",
+        "benz",
+        "##o",
+        "##ic",
+        "acid",
+        ".",
+    ]
     assert tok.tokenize("3-oxo zzz") == ["3", "-", "oxo", "[UNK]"]
     # special tokens in the text stay whole and [CLS]/[SEP]/[PAD] are dropped (MolT5 filter)
     assert tok.tokenize("[CLS] the acid [SEP] [PAD] [MASK]") == ["the", "acid", "[MASK]"]
@@ -55,7 +81,17 @@ def test_scibert_vocabulary_is_really_loaded(scibert_vocab: Path) -> None:
     tok = load_scibert_tokenizer(scibert_vocab)
     assert tok.vocab_size == len(lines) == SCIBERT_VOCAB_SIZE
     assert tok.tokenize("The molecule is a 3-oxo steroid.") == [
-        "the", "molecule", "is", "a", "3", "-", "ox", "##o", "steroid", "."]
+        "the",
+        "molecule",
+        "is",
+        "a",
+        "3",
+        "-",
+        "ox",
+        "##o",
+        "steroid",
+        ".",
+    ]
 
 
 def test_bleu_identical_and_known_overlap() -> None:
@@ -71,7 +107,8 @@ def test_bleu_identical_and_known_overlap() -> None:
 
 def test_rouge_identical_and_known_overlap() -> None:
     assert rouge_scores(["the acid is red"], ["the acid is red"]) == pytest.approx(
-        {"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0})
+        {"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0}
+    )
     got = rouge_scores(["a b c d"], ["a b c e"])
     assert got == pytest.approx({"rouge1": 3 / 4, "rouge2": 2 / 3, "rougeL": 3 / 4})
     assert rouge_scores(["", "a b c d"], ["x y", "a b c d"])["rouge1"] == pytest.approx(0.5)
@@ -97,21 +134,28 @@ def test_caption_metrics_small(scibert_vocab: Path, wordnet_reader) -> None:
     assert got["n"] == 2
     for key in ("bleu2", "bleu4", "rouge1", "rouge2", "rougeL"):
         assert got[key] == pytest.approx(1.0)
-    worse = caption_metrics(["The molecule is a benzoic acid.", ""], refs,
-                            vocab_path=scibert_vocab, wordnet=wordnet_reader)
+    worse = caption_metrics(
+        ["The molecule is a benzoic acid.", ""],
+        refs,
+        vocab_path=scibert_vocab,
+        wordnet=wordnet_reader,
+    )
     assert worse["meteor"] < got["meteor"] and worse["rouge1"] == pytest.approx(0.5)
     with pytest.raises(ValueError):
         caption_metrics(refs, refs[:1], vocab_path=scibert_vocab, wordnet=wordnet_reader)
 
 
-def test_molt5_small_reproduction(shared_dir: Path, scibert_vocab: Path, wordnet_reader
-                                  ) -> None:
+def test_molt5_small_reproduction(shared_dir: Path, scibert_vocab: Path, wordnet_reader) -> None:
     """The protocol check: MolT5-small's released predictions give its BLEU-4 0.4449."""
     path = shared_dir / "data" / "molt5-predictions" / "molt5-small-smiles2caption.txt"
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
-    got = caption_metrics([r["output"] for r in rows], [r["ground truth"] for r in rows],
-                          vocab_path=scibert_vocab, wordnet=wordnet_reader)
+    got = caption_metrics(
+        [r["output"] for r in rows],
+        [r["ground truth"] for r in rows],
+        vocab_path=scibert_vocab,
+        wordnet=wordnet_reader,
+    )
     assert got["n"] == 3300
     assert got["bleu4"] == pytest.approx(0.4449, abs=1e-3)
     assert got["bleu2"] == pytest.approx(0.5315, abs=1e-3)

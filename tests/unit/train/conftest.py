@@ -23,9 +23,10 @@ def small_data_dir(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
         if folder.name != "qm9":
             (dst / folder.name).symlink_to(folder, target_is_directory=True)
     (dst / "qm9").mkdir()
-    with (src / "qm9" / "qm9_scalar_properties.csv").open() as fin, (
-        dst / "qm9" / "qm9_scalar_properties.csv"
-    ).open("w") as fout:
+    with (
+        (src / "qm9" / "qm9_scalar_properties.csv").open() as fin,
+        (dst / "qm9" / "qm9_scalar_properties.csv").open("w") as fout,
+    ):
         for i, line in enumerate(fin):
             if i > QM9_ROWS:
                 break
@@ -48,8 +49,9 @@ def build_cache_dir(small_data_dir: Path, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="session")
-def small_context(small_data_dir: Path, build_cache_dir: Path,
-                  tmp_path_factory: pytest.TempPathFactory) -> Any:
+def small_context(
+    small_data_dir: Path, build_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Any:
     """A build context on the small data, with empty (temporary) committed-split folder."""
     from llamo_plugin.train.context import make_context
 

@@ -56,6 +56,8 @@ def test_committed_splits_match_the_data(shared_dir: Path, small_context: Any) -
     qa_qm9 = {r.smiles for r in qa if r.source == "qm9"}
     assert len(qa_chebi) == 100 and len(qa_qm9) == 200
     assert qa_qm9 <= {r.smiles for r in rows}
-    chebi = {canonical_smiles(mol_from_smiles(r.smiles), isomeric=True)
-             for r in read_chebi(data, "validation")}
+    chebi = {
+        canonical_smiles(mol_from_smiles(r.smiles), isomeric=True)
+        for r in read_chebi(data, "validation")
+    }
     assert qa_chebi <= chebi

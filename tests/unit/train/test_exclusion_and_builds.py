@@ -148,8 +148,13 @@ def test_build_all_writes_a_manifest(small_context: Any, tmp_path: Path) -> None
     assert json.loads((tmp_path / MANIFEST).read_text()) == manifest
     files = manifest["files"]
     assert set(files) == {
-        "property_train.jsonl", "property_val.jsonl", "property_test.jsonl",
-        "qm9_property_test.csv", "qa_train.jsonl", "qa_val.jsonl", "qa_test.jsonl",
+        "property_train.jsonl",
+        "property_val.jsonl",
+        "property_test.jsonl",
+        "qm9_property_test.csv",
+        "qa_train.jsonl",
+        "qa_val.jsonl",
+        "qa_test.jsonl",
     }
     assert files["property_train.jsonl"]["splits"] == {"train": 60}
     assert files["qa_test.jsonl"]["sha256"] == sha256_file(tmp_path / "qa_test.jsonl")

@@ -66,8 +66,9 @@ def test_classes(smiles: str, expected: set[str], absent: set[str]) -> None:
 
 def test_carboxylic_acid_sentences_use_the_name() -> None:
     text = _text("CC(=O)O", "acetic acid")
-    assert text.startswith("The molecule is acetic acid, a monocarboxylic acid.") or \
-        text.startswith("The molecule is a monocarboxylic acid that is acetic acid.")
+    assert text.startswith(
+        "The molecule is acetic acid, a monocarboxylic acid."
+    ) or text.startswith("The molecule is a monocarboxylic acid that is acetic acid.")
     assert text.endswith("It is a conjugate acid of an acetate.")
     base = _text("CCC(=O)[O-]", "propanoate")
     assert "It has a net charge of -1." in base
@@ -78,17 +79,16 @@ def test_carboxylic_acid_sentences_use_the_name() -> None:
 def test_ring_and_charge_sentences() -> None:
     assert "It contains a six-membered ring." in _text("c1ccccc1")
     assert "It contains two five-membered rings." in _text("C1CC2CCC1C2")
-    assert "It contains a five-membered ring and a six-membered ring." in _text(
-        "c1ccc2[nH]ccc2c1"
-    )
+    assert "It contains a five-membered ring and a six-membered ring." in _text("c1ccc2[nH]ccc2c1")
     assert "It has a net charge of +1." in _text("C[N+](C)(C)C")
     assert "net charge" not in _text("[NH3+]CC(=O)[O-]")
     assert "ring" not in _text("CCO")
 
 
 def test_aspirin_caption() -> None:
-    text = describe(Chem.MolFromSmiles("CC(=O)Oc1ccccc1C(=O)O"), "2-(acetyloxy)benzoic acid",
-                    random.Random(0))
+    text = describe(
+        Chem.MolFromSmiles("CC(=O)Oc1ccccc1C(=O)O"), "2-(acetyloxy)benzoic acid", random.Random(0)
+    )
     assert text is not None
     assert "member of benzoic acids" in text and "acetate ester" in text
     assert text.endswith("It is a conjugate acid of a 2-(acetyloxy)benzoate.")
@@ -97,9 +97,17 @@ def test_aspirin_caption() -> None:
 
 @pytest.mark.parametrize(
     ("phrase", "expected"),
-    [("acetate", "an"), ("member of benzenes", "a"), ("2-hydroxybenzoate", "a"),
-     ("8-hydroxyoctanoate", "an"), ("organic cation", "an"), ("N-acetylglycine", "an"),
-     ("(2S)-butan-2-ol", "a"), ("hydrocarbon", "a"), ("alpha-amino acid", "an")],
+    [
+        ("acetate", "an"),
+        ("member of benzenes", "a"),
+        ("2-hydroxybenzoate", "a"),
+        ("8-hydroxyoctanoate", "an"),
+        ("organic cation", "an"),
+        ("N-acetylglycine", "an"),
+        ("(2S)-butan-2-ol", "a"),
+        ("hydrocarbon", "a"),
+        ("alpha-amino acid", "an"),
+    ],
 )
 def test_article(phrase: str, expected: str) -> None:
     assert article(phrase) == expected

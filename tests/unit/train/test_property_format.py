@@ -23,6 +23,4 @@ def test_three_records_per_molecule() -> None:
         assert r.instruction in PROPERTIES[Property(r.qtype)].instructions
         assert r.task == "property" and r.source == "qm9"
     test = property_records("CCO", values, "test", None)
-    assert [r.instruction for r in test] == [
-        PROPERTIES[p].default_instruction for p in Property
-    ]
+    assert [r.instruction for r in test] == [PROPERTIES[p].default_instruction for p in Property]
