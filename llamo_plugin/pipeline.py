@@ -7,8 +7,10 @@ row comes out, in order, with a status. Steps:
 2. deduplicate by (canonical isomeric SMILES, instruction);
 3. look the unique requests up in the optional :class:`~llamo_plugin.cache.AnswerCache`;
 4. for the misses, in chunks: featurise + encode the prompt + run the graph encoder
-   (onnxruntime or PyTorch), overlapped with the LM decoding the previous chunk;
-5. decode with the LM backend (``hf`` or ``vllm``), store each finished chunk in the cache;
+   (onnxruntime or PyTorch), optionally overlapped with the LM decoding the previous chunk;
+5. decode with the LM backend (``hf`` or ``vllm``), store each finished chunk in the cache.
+   With a :class:`~llamo_plugin.workers.WorkerPool`, steps 4-5 of each chunk run in worker
+   processes, one interleaved shard each (:meth:`Pipeline.answer_items`);
 6. fan the answers out to every row that asked.
 
 Progress is reported after each chunk; ``should_stop`` is checked between chunks and inside
@@ -28,11 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from llamo_plugin.backends.base import LMBackend, PromptInputs, ShouldStop
+from llamo_plugin.backends.base import GenerationResult, LMBackend, PromptInputs, ShouldStop
 from llamo_plugin.backends.graph_onnx import GraphEncoder
 from llamo_plugin.cache import AnswerCache, CachedAnswer, cache_key
 from llamo_plugin.config import DecodeConfig
 from llamo_plugin.errors import CancelledError, InvalidSmilesError
+from llamo_plugin.workers import WorkerPool
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +87,9 @@ class Pipeline:
         graph_encoder: GraphEncoder | None = None,
         backend: LMBackend | None = None,
         cache: AnswerCache | None = None,
-        chunk_size: int = 256,
+        chunk_size: int | None = None,
         overlap: bool = False,
+        workers: WorkerPool | None = None,
     ) -> None:
         """
         Args:
@@ -94,10 +98,14 @@ class Pipeline:
             graph_encoder: e.g. an :class:`~llamo_plugin.backends.graph_onnx.OnnxGraphEncoder`.
             backend: the LM backend (default: ``hf`` on the model's device).
             cache: persistent answer cache (None: no caching).
-            chunk_size: unique molecules per work chunk (progress/cancel/cache granularity).
+            chunk_size: unique molecules per work chunk (progress/cancel/cache granularity;
+                None: 256 per worker process, or 256).
             overlap: prepare the next chunk in a thread while the LM decodes (off by default:
                 on 2 CPU cores it was 4% slower than serial, docs/benchmarks.md; it can help
                 when the LM runs on a GPU).
+            workers: run the prepare + decode stages in these worker processes (they load
+                the same model; ``graph_encoder`` and ``backend`` then serve only
+                :meth:`answer_items` calls made in this process).
         """
         from llamo_plugin.backends.graph_onnx import TorchGraphEncoder
         from llamo_plugin.backends.hf import HFBackend
@@ -106,9 +114,32 @@ class Pipeline:
         self.graph_encoder = graph_encoder or TorchGraphEncoder(model.graph)
         self.backend = backend or HFBackend(model)
         self.cache = cache
-        self.chunk_size = chunk_size
+        self.workers = workers
+        if workers is not None:
+            if overlap:
+                raise ValueError("overlap and workers exclude each other (workers prepare)")
+            if workers.checksum != self.model.checksum:
+                raise ValueError(
+                    f"the workers' model ({workers.checksum}) is not this pipeline's model "
+                    f"({self.model.checksum})"
+                )
+        per_chunk = 256 * (workers.workers if workers is not None else 1)
+        self.chunk_size = chunk_size or per_chunk
         self.overlap = overlap
         self.stats = RunStats()
+
+    def close(self) -> None:
+        """Stop the worker processes, if any, and close the answer cache."""
+        if self.workers is not None:
+            self.workers.close()
+        if self.cache is not None:
+            self.cache.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     @property
     def model_checksum(self) -> str:
@@ -137,10 +168,28 @@ class Pipeline:
         tokens = encode_in_buckets(self.graph_encoder, graphs)
         return [PromptInputs(p, tokens[i]) for i, p in enumerate(prompts)]
 
+    def answer_items(
+        self,
+        items: Sequence[tuple[Any, str]],
+        decode: DecodeConfig,
+        *,
+        should_stop: ShouldStop | None = None,
+    ) -> list[GenerationResult]:
+        """Prepare and decode ``(ParsedMolecule, instruction)`` items in this process (no
+        dedupe, no cache): what a worker process does with its shard of a chunk."""
+        if not items:
+            return []
+        return self.backend.generate(self._prepare_chunk(items), decode, should_stop=should_stop)
+
     def _chunks(self, items: list[tuple[Any, str]], should_stop: ShouldStop | None) -> Any:
         """Yield ``(chunk_items, prompt_inputs)``; with ``overlap`` a worker thread prepares
-        the next chunk while the caller decodes the current one."""
+        the next chunk while the caller decodes the current one; with worker processes the
+        inputs are None (the workers prepare)."""
         chunks = [items[i : i + self.chunk_size] for i in range(0, len(items), self.chunk_size)]
+        if self.workers is not None:
+            for chunk in chunks:
+                yield chunk, None
+            return
         if not self.overlap or len(chunks) < 2:
             for chunk in chunks:
                 yield chunk, self._prepare_chunk(chunk)
@@ -244,7 +293,10 @@ class Pipeline:
             if should_stop is not None and should_stop():
                 raise CancelledError("cancelled between batches")
             t0 = time.perf_counter()
-            gens = self.backend.generate(inputs, decode, should_stop=should_stop)
+            if self.workers is not None:
+                gens = self.workers.answer(chunk, decode, should_stop=should_stop)
+            else:
+                gens = self.backend.generate(inputs, decode, should_stop=should_stop)
             t_decode += time.perf_counter() - t0
             fresh: dict[str, CachedAnswer] = {}
             for (mol, instr), gen in zip(chunk, gens, strict=True):
@@ -282,16 +334,24 @@ def load_pipeline(
     graph: Literal["auto", "onnx", "torch"] = "auto",
     backend: Literal["hf", "vllm"] = "hf",
     cache_path: str | Path | None = None,
+    workers: int | Literal["auto"] = 1,
+    graph_threads: int | None = None,
     **pipeline_kwargs: Any,
 ) -> Pipeline:
     """A :class:`Pipeline` for a model directory (None: the embedded default model).
 
     ``graph="auto"`` uses the model directory's ``graph.onnx`` when present (onnxruntime,
-    CUDA provider when available), else PyTorch.
+    CUDA provider when available), else PyTorch. ``workers``: worker processes for the
+    prepare + decode stages (:mod:`llamo_plugin.workers`; ``"auto"``: one per core for a small
+    LM on CPU, else 1; 1: everything in this process), each with ``cores // workers``
+    threads; the ``hf`` backend only. ``graph_threads``: onnxruntime intra-op threads (None:
+    its default, every core). Close the pipeline (or use it as a context manager) to stop
+    the workers.
     """
     from llamo_plugin.backends.graph_onnx import OnnxGraphEncoder
     from llamo_plugin.checkpoint.format import ONNX_GRAPH
     from llamo_plugin.registry import embedded_model_dir, load_model_or_tiny
+    from llamo_plugin.workers import WorkerSpec, auto_workers, cpu_cores
 
     torch_device = _torch_device(device)
     model = load_model_or_tiny(model_dir, device=torch_device)
@@ -301,7 +361,9 @@ def load_pipeline(
     if graph == "onnx" or (graph == "auto" and onnx_file is not None and onnx_file.is_file()):
         if onnx_file is None or not onnx_file.is_file():
             raise FileNotFoundError(f"no {ONNX_GRAPH} in {path}; run `llamo export-onnx {path}`")
-        encoder = OnnxGraphEncoder(onnx_file, device="cuda" if torch_device == "cuda" else "cpu")
+        encoder = OnnxGraphEncoder(
+            onnx_file, device="cuda" if torch_device == "cuda" else "cpu", num_threads=graph_threads
+        )
     lm_backend: LMBackend | None = None
     if backend == "vllm":
         from llamo_plugin.backends.vllm import VLLMBackend
@@ -309,9 +371,24 @@ def load_pipeline(
         if path is None:
             raise FileNotFoundError("the vllm backend needs a model directory")
         lm_backend = VLLMBackend(path, model)
+    if workers != "auto" and (not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be 'auto' or a positive integer, not {workers!r}")
+    count = auto_workers(model, torch_device) if workers == "auto" else workers
+    if count > 1 and (backend != "hf" or path is None or torch_device != "cpu"):
+        logger.info("worker processes need the hf backend on CPU and a model directory: 1")
+        count = 1
+    pool = None
+    if count > 1:
+        spec = WorkerSpec(str(path), graph=graph, threads=max(1, cpu_cores() // count))
+        pool = WorkerPool(spec, count)
     cache = AnswerCache(cache_path) if cache_path is not None else None
     return Pipeline(
-        model, graph_encoder=encoder, backend=lm_backend, cache=cache, **pipeline_kwargs
+        model,
+        graph_encoder=encoder,
+        backend=lm_backend,
+        cache=cache,
+        workers=pool,
+        **pipeline_kwargs,
     )
 
 

@@ -19,8 +19,14 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+#: ``--workers auto`` starts worker processes only for tables with more rows than one batch
+#: of at least this many (on 2 cores they start in ~6-11 s and save ~15% of decoding time).
+AUTO_MIN_ROWS = 1000
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from llamo_plugin.workers import workers_arg
+
     parser.add_argument("input", type=Path, help="CSV, TSV, Parquet, SDF or SMILES file")
     parser.add_argument("-o", "--output", type=Path, required=True, help="CSV, TSV or Parquet")
     parser.add_argument(
@@ -53,6 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--batch-rows", type=int, default=1000)
     parser.add_argument(
+        "--workers",
+        type=workers_arg,
+        default="auto",
+        help="worker processes for the model (a number, or auto: one per core for a small "
+        f"model on CPU when the table has more than one batch of at least {AUTO_MIN_ROWS} "
+        "rows, since starting them takes a few seconds; 1: none)",
+    )
+    parser.add_argument(
         "--fail-on-error",
         action="store_true",
         help="stop at the first bad row instead of writing a missing value",
@@ -72,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         read_batches,
         table_format,
     )
+    from llamo_plugin.workers import WorkerError
 
     try:
         options = AnnotateOptions(
@@ -100,8 +115,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         cache = None if args.no_cache else (args.cache or default_cache_path())
-        pipe = load_pipeline(args.model, device=args.device, backend=args.backend, cache_path=cache)
-    except (CheckpointError, FileNotFoundError) as exc:
+        workers = args.workers
+        if workers == "auto" and (len(first) < args.batch_rows or len(first) < AUTO_MIN_ROWS):
+            workers = 1  # a small table: starting processes costs more than they save
+        pipe = load_pipeline(
+            args.model,
+            device=args.device,
+            backend=args.backend,
+            cache_path=cache,
+            workers=workers,
+        )
+    except (CheckpointError, FileNotFoundError, WorkerError) as exc:
         logger.error("%s", exc)
         return 2
 
@@ -131,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     finally:
         writer.close()
+        pipe.close()
     summary = {
         "input": str(args.input),
         "output": str(args.output),

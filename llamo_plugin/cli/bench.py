@@ -12,6 +12,8 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from llamo_plugin.workers import workers_arg
+
     parser.add_argument(
         "--model",
         type=Path,
@@ -30,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-new-tokens", type=int, default=0, help="decode cap (default: the task's, 256)"
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument(
+        "--workers",
+        type=workers_arg,
+        default="auto",
+        help="worker processes of the pipeline: a number, or auto (one per core for a small "
+        "model on CPU; 1 runs it in this process)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
 
 
@@ -53,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         max_batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
+        workers=args.workers,
     )
     if args.backend == "vllm" and model_dir is None:
         logger.error("--backend vllm needs a model directory (--model or the embedded model)")

@@ -44,4 +44,7 @@ def test_cli_bench_json(capsys: pytest.CaptureFixture) -> None:
     ):
         assert isinstance(result[key], float) and result[key] >= 0, key
     assert result["molecules"] == 6 and result["decode"]["max_new_tokens"] == 4
+    assert result["workers"] >= 1 and result["threads_per_worker"] >= 1
+    assert len(result["pipeline_runs_mol_per_s"]) == 3
+    assert result["pipeline_in_process_mol_per_s"] > 0
     assert 0 <= result["identical_to_reference"] <= 1

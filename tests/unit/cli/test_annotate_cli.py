@@ -22,8 +22,11 @@ def model_dir(tiny_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Path
     return path
 
 
-def _run(model_dir: Path, *args: str) -> int:
-    return main(["annotate", *args, "--model", str(model_dir), "--no-cache", "--batch-rows", "3"])
+def _run(model_dir: Path, *args: str, workers: str = "1") -> int:
+    return main(
+        ["annotate", *args, "--model", str(model_dir), "--no-cache", "--batch-rows", "3",
+         "--workers", workers]
+    )  # fmt: skip
 
 
 def test_csv_to_parquet_streams_and_keeps_columns(
@@ -109,3 +112,25 @@ def test_unknown_output_format(model_dir: Path, tmp_path: Path) -> None:
     src.write_text("smiles\nCCO\n")
     assert _run(model_dir, str(src), "-o", str(tmp_path / "o.xlsx")) == 2
     assert not (tmp_path / "o.xlsx").exists()
+
+
+def test_worker_processes_write_the_same_table(model_dir: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"smiles": SMILES * 2}).to_csv(src, index=False)
+    outs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"out{workers}.csv"
+        assert (
+            _run(model_dir, str(src), "-o", str(out), "--tasks", "description", workers=workers)
+            == 0
+        )
+        outs.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(outs[0], outs[1])
+    assert outs[1]["description"].notna().sum() == 10
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_bad_worker_count_is_a_usage_error(value: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["annotate", "x.csv", "-o", "y.csv", "--workers", value])
+    assert info.value.code == 2 and "positive integer" in capsys.readouterr().err
