@@ -111,6 +111,10 @@ def workers_arg(text: str) -> int | str:
 
 def _serve(conn: Any, spec: WorkerSpec, stop: Any) -> None:  # pragma: no cover - subprocess
     """A worker's main loop (runs in the child process; coverage does not see it)."""
+    import signal
+
+    # Ctrl-C reaches the whole process group: the calling process handles it (and stops us).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import torch
 
