@@ -207,6 +207,12 @@ class WorkerPool:
         """Stop the workers (idempotent)."""
         self._finalizer()
 
+    def _died(self, i: int) -> WorkerError:
+        """Close the pool after worker ``i`` was found dead; the error to raise."""
+        self.close()
+        code = self._procs[i].exitcode
+        return WorkerError(f"worker {i} exited (code {code}); the pool is closed")
+
     def _collect(
         self, indices: Sequence[int], should_stop: ShouldStop | None, timeout_s: float | None
     ) -> list[tuple[str, Any]]:
@@ -226,16 +232,10 @@ class WorkerPool:
                 try:
                     replies[i] = conn.recv()
                 except EOFError:
-                    self.close()
-                    code = self._procs[i].exitcode
-                    raise WorkerError(
-                        f"worker {i} exited (code {code}); the pool is closed"
-                    ) from None
+                    raise self._died(i) from None
             for conn, i in list(pending.items()):
                 if not self._procs[i].is_alive() and not conn.poll():
-                    self.close()
-                    code = self._procs[i].exitcode
-                    raise WorkerError(f"worker {i} exited (code {code}); the pool is closed")
+                    raise self._died(i)
             if deadline is not None and time.monotonic() > deadline:
                 self.close()
                 raise WorkerError(f"workers did not answer within {timeout_s:.0f} s")
@@ -260,9 +260,7 @@ class WorkerPool:
             try:
                 self._conns[i].send((shards[i], decode))
             except OSError:  # its end of the pipe is gone
-                self.close()
-                code = self._procs[i].exitcode
-                raise WorkerError(f"worker {i} exited (code {code}); the pool is closed") from None
+                raise self._died(i) from None
         replies = self._collect(used, should_stop, None)
         self._stop.clear()
         errors = [f"worker {i}:\n{v}" for i, (k, v) in zip(used, replies, strict=True)
