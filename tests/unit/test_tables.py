@@ -57,3 +57,37 @@ def test_unsupported_formats(tmp_path: Path) -> None:
         next(read_batches(tmp_path / "t.xlsx"))
     with pytest.raises(TableError, match="unsupported"):
         TableWriter(tmp_path / "o.json", set())
+
+
+def test_estimate_rows_matches_the_reader(tmp_path: Path) -> None:
+    from rdkit import Chem
+
+    from llamo_plugin.tables import estimate_rows
+
+    csv = tmp_path / "t.csv"
+    csv.write_text("id,smiles\n1,CCO\n2,C\n3,CC")  # no final line break
+    tsv = tmp_path / "t.tsv"
+    tsv.write_text("smiles\nCCO\nC\n")
+    smi = tmp_path / "t.smi"
+    smi.write_text("CCO ethanol\nC\nCC\nCCC\n")
+    sdf = tmp_path / "t.sdf"
+    block = Chem.MolToMolBlock(Chem.MolFromSmiles("CCO"))
+    sdf.write_text(f"{block}$$$$\n" * 5)
+    parquet = tmp_path / "t.parquet"
+    pd.DataFrame({"smiles": ["C"] * 7}).to_parquet(parquet)
+    for path in (csv, tsv, smi, sdf, parquet):
+        rows = sum(len(b) for b in read_batches(path, batch_rows=2))
+        assert estimate_rows(path) == rows, path.name
+    assert estimate_rows(tmp_path / "missing.csv") == 0
+
+
+def test_estimate_rows_counts_records_across_read_chunks(tmp_path: Path) -> None:
+    from llamo_plugin.tables import estimate_rows
+
+    sdf = tmp_path / "big.sdf"
+    record = "x" * 299 + "\n$$$$\n"  # 305 bytes: record ends straddle the 1 MiB read chunks
+    sdf.write_text(record * 4000)
+    assert estimate_rows(sdf) == 4000
+    smi = tmp_path / "big.smi"
+    smi.write_text("C" * 99 + "\n" * 1 + ("CCO\n" * 300_000))
+    assert estimate_rows(smi) == 300_001
