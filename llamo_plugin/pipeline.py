@@ -1,4 +1,4 @@
-"""The inference pipeline used by the CLI, the KNIME nodes and Ray workers alike.
+"""The inference pipeline used by the CLI, the KNIME nodes and worker processes alike.
 
 A column of SMILES (and one instruction, or one per row) goes in; one :class:`RowResult` per
 row comes out, in order, with a status. Steps:

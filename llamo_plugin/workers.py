@@ -6,7 +6,7 @@ core. Several processes of fewer threads each, every one decoding its share of t
 use the cores better (on this project's 2-core VM, two one-thread processes decoded the 256
 benchmark molecules in 6.3-7.0 s where one two-thread process took 8.0-9.2 s; measured in
 docs/benchmarks.md). This is data parallelism on one machine, with the standard library's
-``multiprocessing``; across machines the same stages run on Ray.
+``multiprocessing``; across machines the same stages are meant to run on Ray.
 
 Each worker loads the model from its directory (with the same graph encoder choice as the
 caller), then answers requests: a list of ``(ParsedMolecule, instruction)`` items and a
