@@ -82,9 +82,11 @@ def test_cancellation_reaches_the_workers(saved_model: Any, pool: WorkerPool) ->
         calls["n"] += 1
         return calls["n"] > 1  # the pipeline's first check passes; the pool's does not
 
+    from llamo_plugin.bench import bench_smiles
+
+    # 40 molecules: the workers are still preparing when the caller sets the event (no race)
     with pytest.raises(CancelledError):
-        pipe.run(["CCO", "c1ccccc1O", "CCN"], Q, decode=DecodeConfig(max_new_tokens=200),
-                 should_stop=stop)  # fmt: skip
+        pipe.run(bench_smiles(40), Q, decode=DecodeConfig(max_new_tokens=200), should_stop=stop)
     rows = pipe.run(["CCO"], Q, decode=DECODE)  # the pool still works afterwards
     assert rows[0].status == "ok" and rows[0].text is not None
 
