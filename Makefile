@@ -21,6 +21,7 @@ venv: $(STAMP)
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check llamo_plugin tests nodes export
 
 # WordNet 3.0 for METEOR (Debian packages, copied into an NLTK data folder; no downloads).
 # If apt is unavailable the METEOR tests skip with a reason instead of failing the suite.
