@@ -184,7 +184,7 @@ class WorkerPool:
             child.close()
             self._procs.append(proc)
             self._conns.append(parent)
-        self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns)
+        self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns, self._stop)
         self.checksum: str | None = None
         try:
             for i, reply in enumerate(self._collect(range(workers), None, start_timeout_s)):
@@ -261,7 +261,11 @@ class WorkerPool:
                 self._conns[i].send((shards[i], decode))
             except OSError:  # its end of the pipe is gone
                 raise self._died(i) from None
-        replies = self._collect(used, should_stop, None)
+        try:
+            replies = self._collect(used, should_stop, None)
+        except BaseException:  # e.g. Ctrl-C while waiting: replies would be left unread
+            self.close()
+            raise
         self._stop.clear()
         errors = [f"worker {i}:\n{v}" for i, (k, v) in zip(used, replies, strict=True)
                   if k == "error"]  # fmt: skip
@@ -276,8 +280,10 @@ class WorkerPool:
         return [g for g in out if g is not None]
 
 
-def _shutdown(procs: list[Any], conns: list[Any]) -> None:
-    """Ask every worker to stop, then make sure it has."""
+def _shutdown(procs: list[Any], conns: list[Any], stop: Any) -> None:
+    """Ask every worker to stop (a busy one cancels its request first), then make sure it
+    has."""
+    stop.set()
     for conn in conns:
         with contextlib.suppress(OSError, ValueError):
             conn.send(None)

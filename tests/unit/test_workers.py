@@ -131,3 +131,20 @@ def test_spec_and_worker_count_validation(tiny_model: Any) -> None:
         load_pipeline(workers=0)
     assert auto_workers(tiny_model, "cuda") == 1
     assert auto_workers(tiny_model, "cpu") == min(cpu_cores(), 8)
+
+
+def test_an_interrupted_request_closes_the_pool(model_dir: Path) -> None:
+    from llamo_plugin.bench import bench_smiles
+    from llamo_plugin.chem.smiles import parse_smiles
+
+    p = WorkerPool(WorkerSpec(str(model_dir), graph="torch"), 1)
+    items = [(parse_smiles(s), Q) for s in bench_smiles(40)]
+
+    def interrupt() -> bool:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # its reply would otherwise be read as the next one's
+        p.answer(items, DecodeConfig(max_new_tokens=200), should_stop=interrupt)
+    assert not p._procs[0].is_alive()
+    with pytest.raises(WorkerError, match="closed"):
+        p.answer(items[:1], DECODE)
