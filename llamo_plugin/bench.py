@@ -201,30 +201,29 @@ def _start_workers(
     records their number, threads and start-up seconds in ``result``."""
     import torch
 
-    from llamo_plugin.workers import WorkerPool, WorkerSpec, auto_workers, cpu_cores
+    from llamo_plugin.workers import start_workers
 
-    if options.workers == "auto":
-        count = auto_workers(model, str(model.device))
-    elif isinstance(options.workers, int) and options.workers >= 1:
-        count = options.workers
-    else:
-        raise ValueError(f"workers must be 'auto' or a positive integer, not {options.workers!r}")
-    usable = (
-        options.backend == "hf"
-        and model_dir is not None
-        and onnx_path is not None
-        and onnx_path.parent == Path(model_dir)
-        and str(model.device) == "cpu"
+    # The workers load graph.onnx from the model directory: only where that is the file the
+    # bench's own pipeline runs.
+    same_graph = (
+        model_dir is not None and onnx_path is not None and onnx_path.parent == Path(model_dir)
     )
-    if count < 2 or not usable:
-        result.update(workers=1, threads_per_worker=torch.get_num_threads(), worker_start_s=0.0)
-        return None
-    threads = max(1, cpu_cores() // count)
     t0 = time.perf_counter()
-    pool = WorkerPool(WorkerSpec(str(model_dir), graph="onnx", threads=threads), count)
-    result.update(
-        workers=count, threads_per_worker=threads, worker_start_s=time.perf_counter() - t0
+    pool = start_workers(
+        model,
+        model_dir if same_graph else None,
+        options.workers,
+        graph="onnx",
+        backend=options.backend,
     )
+    if pool is None:
+        result.update(workers=1, threads_per_worker=torch.get_num_threads(), worker_start_s=0.0)
+    else:
+        result.update(
+            workers=pool.workers,
+            threads_per_worker=pool.spec.threads,
+            worker_start_s=time.perf_counter() - t0,
+        )
     return pool
 
 

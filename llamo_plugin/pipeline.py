@@ -351,7 +351,7 @@ def load_pipeline(
     from llamo_plugin.backends.graph_onnx import OnnxGraphEncoder
     from llamo_plugin.checkpoint.format import ONNX_GRAPH
     from llamo_plugin.registry import embedded_model_dir, load_model_or_tiny
-    from llamo_plugin.workers import WorkerSpec, auto_workers, cpu_cores
+    from llamo_plugin.workers import start_workers
 
     torch_device = _torch_device(device)
     model = load_model_or_tiny(model_dir, device=torch_device)
@@ -371,16 +371,7 @@ def load_pipeline(
         if path is None:
             raise FileNotFoundError("the vllm backend needs a model directory")
         lm_backend = VLLMBackend(path, model)
-    if workers != "auto" and (not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be 'auto' or a positive integer, not {workers!r}")
-    count = auto_workers(model, torch_device) if workers == "auto" else workers
-    if count > 1 and (backend != "hf" or path is None or torch_device != "cpu"):
-        logger.info("worker processes need the hf backend on CPU and a model directory: 1")
-        count = 1
-    pool = None
-    if count > 1:
-        spec = WorkerSpec(str(path), graph=graph, threads=max(1, cpu_cores() // count))
-        pool = WorkerPool(spec, count)
+    pool = start_workers(model, path, workers, graph=graph, backend=backend)
     cache = AnswerCache(cache_path) if cache_path is not None else None
     return Pipeline(
         model,

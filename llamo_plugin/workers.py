@@ -33,6 +33,7 @@ import traceback
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from llamo_plugin.backends.base import GenerationResult, ShouldStop
@@ -92,6 +93,32 @@ def auto_workers(model: Any, device: str = "cpu") -> int:
     if size > AUTO_WORKERS_MAX_MODEL_BYTES:
         return 1
     return min(cpu_cores(), AUTO_WORKERS_MAX)
+
+
+def start_workers(
+    model: Any,
+    model_dir: str | Path | None,
+    workers: int | str,
+    *,
+    graph: GraphChoice = "auto",
+    backend: str = "hf",
+) -> WorkerPool | None:
+    """The worker processes a pipeline of ``model`` should use, started and ready; None where
+    it runs in the calling process: ``workers`` is 1 (or ``"auto"`` gives 1,
+    :func:`auto_workers`), or the set-up cannot use workers (a backend other than ``hf``, a
+    model without a directory, a GPU). Each worker gets ``cores // workers`` threads."""
+    if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int)
+                              or workers < 1):  # fmt: skip
+        raise ValueError(f"workers must be 'auto' or a positive integer, not {workers!r}")
+    device = str(model.device)
+    count = auto_workers(model, device) if workers == "auto" else int(workers)
+    if count > 1 and (backend != "hf" or model_dir is None or device != "cpu"):
+        logger.info("worker processes need the hf backend on CPU and a model directory: 1")
+        count = 1
+    if count < 2:
+        return None
+    spec = WorkerSpec(str(model_dir), graph=graph, threads=max(1, cpu_cores() // count))
+    return WorkerPool(spec, count)
 
 
 def workers_arg(text: str) -> int | str:

@@ -12,7 +12,14 @@ from llamo_plugin.checkpoint.format import load_model, save_model
 from llamo_plugin.config import DecodeConfig
 from llamo_plugin.errors import CancelledError
 from llamo_plugin.pipeline import Pipeline, load_pipeline
-from llamo_plugin.workers import WorkerError, WorkerPool, WorkerSpec, auto_workers, cpu_cores
+from llamo_plugin.workers import (
+    WorkerError,
+    WorkerPool,
+    WorkerSpec,
+    auto_workers,
+    cpu_cores,
+    start_workers,
+)
 
 DECODE = DecodeConfig(max_new_tokens=6)
 Q = "Describe this molecule."
@@ -130,6 +137,10 @@ def test_spec_and_worker_count_validation(tiny_model: Any) -> None:
     with pytest.raises(ValueError, match="workers"):
         load_pipeline(workers=0)
     assert auto_workers(tiny_model, "cuda") == 1
+    assert start_workers(tiny_model, None, 2) is None  # no model directory to load from
+    assert start_workers(tiny_model, "x", 2, backend="vllm") is None
+    with pytest.raises(ValueError, match="workers"):
+        start_workers(tiny_model, "x", True)
     assert auto_workers(tiny_model, "cpu") == min(cpu_cores(), 8)
 
 
