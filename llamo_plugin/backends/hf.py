@@ -40,6 +40,7 @@ class HFBackend:
         prefill_batch_size: int = 64,
         max_cache_bytes: int = 2 << 30,
         share_prefix: bool = True,
+        attention: str = "auto",
     ) -> None:
         """``model``: a :class:`~llamo_plugin.model.llamo.LlamoModel` (its LM and tokenizer
         are used; its graph encoder is not). ``max_batch_tokens``: cap on rows x (longest
@@ -51,7 +52,9 @@ class HFBackend:
         :mod:`~llamo_plugin.model.llama_decoder` (Llama LMs; same function, without the
         transformers module stack), prefilling ``prefill_batch_size`` prompts at a time;
         ``share_prefix``: compute the prompt start all rows share (chat template, system
-        message) once per decode batch."""
+        message) once per decode batch; ``attention``: the fast loop's decode-step attention
+        (``"auto"``, ``"sdpa"`` or ``"numba"``, see
+        :class:`~llamo_plugin.model.llama_decoder.LlamaDecoder`)."""
         self.model = model
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens or max(
@@ -62,6 +65,7 @@ class HFBackend:
         self.fast_llama = fast_llama
         self.prefill_batch_size = prefill_batch_size
         self.share_prefix = share_prefix
+        self.attention = attention
 
     def generate(
         self,
@@ -136,6 +140,7 @@ class HFBackend:
             model.tokenizer.eos_token_id,
             prefix=prefix,
             should_stop=should_stop,
+            attention=self.attention,
         )
         if cancelled or (should_stop is not None and should_stop()):
             raise CancelledError("generation cancelled")

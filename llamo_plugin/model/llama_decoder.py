@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from llamo_plugin.config import DecodeConfig
+from llamo_plugin.model import decode_attention
 from llamo_plugin.model.greedy import greedy_loop
 
 
@@ -96,7 +97,16 @@ class LlamaDecoder:
         group; step embeddings ``[B, 1, D]`` -> logits ``[rows, V]`` fp32.
     """
 
-    def __init__(self, lm: Any) -> None:
+    def __init__(self, lm: Any, attention: str = "auto") -> None:
+        """``attention``: the decode-step attention: ``"sdpa"`` (torch), ``"numba"`` (the
+        compiled kernel of :mod:`~llamo_plugin.model.decode_attention`, fp32 on CPU; an
+        error if Numba is missing) or ``"auto"``: the kernel for an fp32 model on CPU when
+        torch runs on one thread (as in :mod:`~llamo_plugin.workers`) and Numba is there,
+        else SDPA. With more threads the kernel splits rows between Python threads, which
+        measured no faster than SDPA on 2 cores (torch's own threads compete with them).
+        Prefill always uses SDPA."""
+        if attention not in ("auto", "sdpa", "numba"):
+            raise ValueError(f"attention must be 'auto', 'sdpa' or 'numba', not {attention!r}")
         if not supports(lm):
             raise ValueError(f"{type(lm).__name__} is not supported by the fast Llama decoder")
         cfg = lm.config
@@ -131,6 +141,17 @@ class LlamaDecoder:
         self.prefix_keys: list[torch.Tensor] = []  # [1, Hk, P, hd] per layer
         self.prefix_values: list[torch.Tensor] = []
         self.prefix_length = 0
+        weight = self.head
+        self.kernel_threads = torch.get_num_threads()
+        self.kernel = None
+        cpu_fp32 = weight.device.type == "cpu" and weight.dtype == torch.float32
+        if attention == "numba" or (attention == "auto" and cpu_fp32 and self.kernel_threads == 1):
+            self.kernel = decode_attention.kernel()
+        if attention == "numba" and self.kernel is None:
+            raise RuntimeError("attention='numba' needs numba (pip install llamo-plugin[fast])")
+        if self.kernel is not None and not cpu_fp32:
+            raise ValueError("attention='numba' runs fp32 models on CPU only")
+        self._meta: tuple[Any, ...] | None = None  # kernel row metadata, rebuilt on change
 
     # ------------------------------------------------------------------ pieces
     def _rms_norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -219,6 +240,7 @@ class LlamaDecoder:
             first += g.count
             g.count = keep
         self.groups = [g for g in self.groups if g.count]
+        self._meta = None
         return torch.cat(order)
 
     # ------------------------------------------------------------------ forward
@@ -280,12 +302,15 @@ class LlamaDecoder:
 
         x = self._layers(embeds, positions, attend)
         self.groups.append(_Group(start, rows, offset, visible))
+        self._meta = None
         return self._logits(x)
 
     def step(self, embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """One new token per running row: ``embeds [B, 1, D]``, ``positions [B]`` (running
         rows in group order) -> logits ``[B, V]``. Each group attends to its own rows and
         columns only."""
+        if self.kernel is not None:
+            return self._kernel_step(embeds, positions)
         col, end = self.length, self.length + 1
         generated = end - self.prompt_length
         parts, first = [], 0
@@ -312,6 +337,50 @@ class LlamaDecoder:
         self.length = end
         return self._logits(x)
 
+    def _kernel_step(self, embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """:meth:`step` with the compiled decode-attention kernel: one call per layer for
+        all groups, which also applies the rotary embedding to the step's queries and keys
+        and writes keys/values into the cache. Same layer arithmetic as :meth:`_layers`."""
+        col = self.length
+        if self._meta is None:
+            self._meta = decode_attention.group_meta(
+                [g.start for g in self.groups],
+                [g.offset for g in self.groups],
+                [g.mask.cpu().numpy() for g in self.groups],
+            )
+            empty = self.keys[0].new_empty(self.kv_heads, 0, self.head_dim)
+            self._prefixes = [
+                (k[0].contiguous().numpy(), v[0].contiguous().numpy())
+                for k, v in zip(self.prefix_keys, self.prefix_values, strict=True)
+            ] or [(empty.numpy(), empty.numpy())] * len(self.layers)
+        x = embeds
+        batch = x.shape[0]
+        cos, sin = self.rotary(x, positions[:, None])  # [b, 1, hd]
+        rotary = (cos[:, 0].contiguous().numpy(), sin[:, 0].contiguous().numpy())
+        for i, w in enumerate(self.layers):
+            h = self._rms_norm(x, w.norm_in)
+            q = F.linear(h, w.q, w.q_bias).view(batch, self.heads, -1)
+            k = F.linear(h, w.k, w.k_bias).view(batch, self.kv_heads, -1)
+            v = F.linear(h, w.v, w.v_bias).view(batch, self.kv_heads, -1)
+            out = decode_attention.run(
+                self.kernel,
+                (q.numpy(), k.numpy(), v.numpy()),
+                rotary,
+                (self.keys[i].numpy(), self.values[i].numpy()),
+                self._prefixes[i],
+                self._meta,
+                col,
+                self.scale,
+                self.kernel_threads,
+            )
+            attn = torch.from_numpy(out).view(batch, 1, -1)
+            x = x + F.linear(attn, w.o, w.o_bias)
+            h = self._rms_norm(x, w.norm_post)
+            gated = F.silu(F.linear(h, w.gate, w.gate_bias)) * F.linear(h, w.up, w.up_bias)
+            x = x + F.linear(gated, w.down, w.down_bias)
+        self.length = col + 1
+        return self._logits(x)
+
 
 @torch.inference_mode()
 def fast_greedy_decode(
@@ -323,9 +392,10 @@ def fast_greedy_decode(
     prefix: torch.Tensor | None = None,
     should_stop: Callable[[], bool] | None = None,
     compact_fraction: float = 0.0,
+    attention: str = "auto",
 ) -> tuple[list[list[int]], bool]:
     """:func:`llamo_plugin.model.greedy.greedy_decode` on :class:`LlamaDecoder`, for a batch
-    made of prefill groups.
+    made of prefill groups (``attention``: see :class:`LlamaDecoder`).
 
     Args:
         groups: ``(inputs_embeds [b, L, D], attention_mask [b, L])`` per group: left-padded
@@ -345,7 +415,7 @@ def fast_greedy_decode(
     batch = sum(e.shape[0] for e, _ in groups)
     fixed = 0 if prefix is None else prefix.shape[0]
     prompt_length = fixed + max(e.shape[1] for e, _ in groups)
-    decoder = LlamaDecoder(lm)
+    decoder = LlamaDecoder(lm, attention)
     decoder.allocate(batch, prompt_length, prompt_length + decode.max_new_tokens, first)
     if prefix is not None and fixed:
         decoder.set_prefix(prefix)

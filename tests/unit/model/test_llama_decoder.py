@@ -91,6 +91,7 @@ def test_prefill_logits_equal_transformers(tiny_model: Any, which: str) -> None:
     assert torch.isfinite(decoder.keys[0][:, :, : embeds.shape[1]]).all()  # padding too
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "numba"])
 @pytest.mark.parametrize("share_prefix", [False, True])
 @pytest.mark.parametrize("which", ["tiny", "gqa"])
 @pytest.mark.parametrize(
@@ -101,11 +102,14 @@ def test_prefill_logits_equal_transformers(tiny_model: Any, which: str) -> None:
     ],
 )
 def test_groups_and_compaction_give_generate_tokens(
-    tiny_model: Any, which: str, decode: DecodeConfig, share_prefix: bool
+    tiny_model: Any, which: str, decode: DecodeConfig, share_prefix: bool, attention: str
 ) -> None:
     """Prefill in groups of unequal prompt lengths (optionally after a shared prompt prefix
     computed once), with an 'EOS' that rows emit at different steps (so rows leave the batch
-    mid-way): the tokens of transformers' ``generate`` on the whole left-padded batch."""
+    mid-way): the tokens of transformers' ``generate`` on the whole left-padded batch, with
+    either decode-step attention (torch SDPA or the compiled kernel)."""
+    if attention == "numba":
+        pytest.importorskip("numba")
     model = tiny_model if which == "tiny" else _gqa_model()
     embeds, mask, examples = _embeds(model, SMILES)
     free = _hf_generate(model, embeds, mask, decode, eos=-1)
@@ -136,7 +140,9 @@ def test_groups_and_compaction_give_generate_tokens(
             m[i, width - x.shape[0] :] = 1
         groups.append((e, m))
     assert len({g[0].shape[1] for g in groups}) > 1
-    got, cancelled = fast_greedy_decode(model.lm, groups, decode, eos, prefix=prefix)
+    got, cancelled = fast_greedy_decode(
+        model.lm, groups, decode, eos, prefix=prefix, attention=attention
+    )
     assert not cancelled
     assert got == want
 
