@@ -151,7 +151,9 @@ class LlamaDecoder:
             raise RuntimeError("attention='numba' needs numba (pip install llamo-plugin[fast])")
         if self.kernel is not None and not cpu_fp32:
             raise ValueError("attention='numba' runs fp32 models on CPU only")
-        self._meta: tuple[Any, ...] | None = None  # kernel row metadata, rebuilt on change
+        self._meta: tuple[Any, ...] | None = None  # kernel row metadata (_kernel_meta)
+        self._prefixes: list[tuple[Any, Any]] = []
+        self._dropped = False  # kernel mode: rows left the metadata, not the groups
 
     # ------------------------------------------------------------------ pieces
     def _rms_norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -218,7 +220,16 @@ class LlamaDecoder:
         rows by re-packing the whole cache copied every live row each time). Returns the
         new order of the running rows as indices into the old order; the caller reorders
         its per-row state with it.
+
+        With the compiled kernel nothing is copied: it reads each running row's cache row
+        through :meth:`_kernel_meta`, from which the finished rows are just removed.
         """
+        if self.kernel is not None:
+            meta = self._kernel_meta()
+            keep = alive.cpu().numpy()
+            self._meta = tuple(a[keep] for a in meta)
+            self._dropped = True
+            return torch.nonzero(alive).flatten()
         n = self.length
         order, first = [], 0
         for g in self.groups:
@@ -272,6 +283,8 @@ class LlamaDecoder:
         so every row attends to exactly its prompt, in order.
         """
         rows, new = embeds.shape[0], embeds.shape[1]
+        if self._dropped:
+            raise RuntimeError("prefill after rows were dropped from the batch")
         fixed = self.prefix_length
         offset = self.prompt_length - fixed - new
         if offset < 0:
@@ -337,22 +350,29 @@ class LlamaDecoder:
         self.length = end
         return self._logits(x)
 
-    def _kernel_step(self, embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """:meth:`step` with the compiled decode-attention kernel: one call per layer for
-        all groups, which also applies the rotary embedding to the step's queries and keys
-        and writes keys/values into the cache. Same layer arithmetic as :meth:`_layers`."""
-        col = self.length
+    def _kernel_meta(self) -> tuple[Any, ...]:
+        """``(rows, start, pad_lo, pad_hi)`` of the running rows for the kernel (see
+        :func:`~llamo_plugin.model.decode_attention.group_meta`), built from the groups
+        after prefill; also the prefix keys/values as contiguous arrays."""
         if self._meta is None:
             self._meta = decode_attention.group_meta(
                 [g.start for g in self.groups],
                 [g.offset for g in self.groups],
                 [g.mask.cpu().numpy() for g in self.groups],
             )
-            empty = self.keys[0].new_empty(self.kv_heads, 0, self.head_dim)
+            empty = self.keys[0].new_empty(self.kv_heads, 0, self.head_dim).numpy()
             self._prefixes = [
                 (k[0].contiguous().numpy(), v[0].contiguous().numpy())
                 for k, v in zip(self.prefix_keys, self.prefix_values, strict=True)
-            ] or [(empty.numpy(), empty.numpy())] * len(self.layers)
+            ] or [(empty, empty)] * len(self.layers)
+        return self._meta
+
+    def _kernel_step(self, embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """:meth:`step` with the compiled decode-attention kernel: one call per layer for
+        all groups, which also applies the rotary embedding to the step's queries and keys
+        and writes keys/values into the cache. Same layer arithmetic as :meth:`_layers`."""
+        col = self.length
+        meta = self._kernel_meta()
         x = embeds
         batch = x.shape[0]
         cos, sin = self.rotary(x, positions[:, None])  # [b, 1, hd]
@@ -368,7 +388,7 @@ class LlamaDecoder:
                 rotary,
                 (self.keys[i].numpy(), self.values[i].numpy()),
                 self._prefixes[i],
-                self._meta,
+                meta,
                 col,
                 self.scale,
                 self.kernel_threads,

@@ -117,3 +117,23 @@ def test_decoder_choice_of_attention(tiny_model: Any, monkeypatch: pytest.Monkey
     assert LlamaDecoder(tiny_model.lm, "auto").kernel is None
     with pytest.raises(RuntimeError, match="needs numba"):
         LlamaDecoder(tiny_model.lm, "numba")
+
+
+def test_kernel_mode_drops_rows_without_copying_and_refuses_a_late_prefill(
+    tiny_model: Any,
+) -> None:
+    if decode_attention.kernel() is None:
+        pytest.skip("numba not installed")
+    decoder = LlamaDecoder(tiny_model.lm, "numba")
+    embeds = torch.randn(3, 5, tiny_model.lm.config.hidden_size)
+    mask = torch.ones(3, 5, dtype=torch.long)
+    decoder.allocate(3, 5, 9, embeds)
+    with torch.inference_mode():
+        decoder.prefill(0, embeds, mask)
+        before = [k.clone() for k in decoder.keys]
+        order = decoder.keep_rows(torch.tensor([True, False, True]))
+        assert order.tolist() == [0, 2]
+        assert decoder._kernel_meta()[0].tolist() == [0, 2]  # cache rows of the running rows
+        assert all(torch.equal(a, b) for a, b in zip(before, decoder.keys, strict=True))
+        with pytest.raises(RuntimeError, match="after rows were dropped"):
+            decoder.prefill(0, embeds, mask)
