@@ -9,6 +9,9 @@ final norm. What it leaves out is the per-call machinery (mask builders, cache c
 module hooks, output dataclasses) that dominates a decoding step of a small model on CPU,
 and it keeps the KV cache in one preallocated buffer per layer, from which finished rows
 leave by having live rows moved into their slots (see :meth:`LlamaDecoder.keep_rows`).
+On one CPU thread (the worker processes) the decode step's attention is instead the
+compiled kernel of :mod:`llamo_plugin.model.decode_attention` (same function, fp32, sums in
+another order), with which finished rows leave without any copy.
 
 The logits rules and the argmax are :mod:`llamo_plugin.model.greedy`'s, in the same order as
 ``generate``. Tokens equal transformers' on the test set and on the 256 benchmark molecules
@@ -360,6 +363,9 @@ class LlamaDecoder:
                 [g.offset for g in self.groups],
                 [g.mask.cpu().numpy() for g in self.groups],
             )
+            _, start, pad_lo, pad_hi = self._meta
+            if ((pad_hi > pad_lo) & (pad_lo < start + self.prefix_length)).any():
+                raise ValueError("left padding inside the shared prefix columns")
             empty = self.keys[0].new_empty(self.kv_heads, 0, self.head_dim).numpy()
             self._prefixes = [
                 (k[0].contiguous().numpy(), v[0].contiguous().numpy())
