@@ -127,21 +127,27 @@ def _attend_rows(
 @cache
 def kernel() -> Kernel | None:
     """The compiled :func:`_attend_rows`, or None without Numba (or if it fails to compile
-    here; logged once). Compiled for fp32 on first use and cached on disk."""
+    here; logged once). Compiled for fp32 on first use and cached on disk (in memory only
+    where Numba finds no writable cache location)."""
     try:
         import numba
     except ImportError:
         logger.info("numba not installed: decode attention uses torch SDPA")
         return None
+    flags = {"fastmath": {"reassoc", "contract", "nsz"}, "boundscheck": False, "nogil": True}
     try:
-        compiled = numba.njit(
-            fastmath={"reassoc", "contract", "nsz"}, boundscheck=False, nogil=True, cache=True
-        )(_attend_rows)
+        compiled = numba.njit(cache=True, **flags)(_attend_rows)
         _smoke(compiled)
+        return compiled
+    except Exception as exc:  # e.g. no writable cache location: compile in memory instead
+        logger.info("numba could not cache the decode-attention kernel (%s)", exc)
+    try:
+        compiled = numba.njit(cache=False, **flags)(_attend_rows)
+        _smoke(compiled)
+        return compiled
     except Exception as exc:  # a broken toolchain must not break decoding
         logger.warning("numba decode-attention kernel unavailable (%s); using torch SDPA", exc)
         return None
-    return compiled
 
 
 def _smoke(compiled: Kernel) -> None:
