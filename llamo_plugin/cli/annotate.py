@@ -19,10 +19,12 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-#: ``--workers auto`` starts worker processes only for tables of at least this many rows: on
-#: 2 cores they took ~13 s to start (with the caller's own model load) and saved ~15% of the
-#: decoding time, i.e. ~5 ms per distinct molecule; a 1,202-row table was slower with them.
-AUTO_MIN_ROWS = 10_000
+#: ``--workers auto`` starts worker processes only for tables of at least this many rows. On
+#: 2 cores (description task, distinct molecules, no cache; docs/serving.md) 1,000 rows took
+#: 49-51 s end to end with 2 workers vs 57-59 s without, 300 rows 31-32 s vs 25-26 s: start-up
+#: costs ~11 s net and each distinct molecule saves ~20 ms, so they pay off from ~600 distinct
+#: molecules. 2,000 leaves room for repeated and cached rows, which the workers do not speed up.
+AUTO_MIN_ROWS = 2_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
