@@ -22,11 +22,9 @@ returns None and the decoder uses SDPA. Compiled code is cached on disk by Numba
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
 
@@ -39,9 +37,9 @@ Kernel = Callable[..., None]
 
 def _attend_rows(
     q, k, v, cos, sin, keys, values, prefix_k, prefix_v, rows, start, pad_lo, pad_hi, col,
-    scale, out, lo, hi,
+    scale, out,
 ):  # fmt: skip
-    """Rows ``[lo, hi)`` of one layer's decode step (compiled by :func:`kernel`).
+    """One layer's decode step for every running row (compiled by :func:`kernel`).
 
     Args:
         q: ``[b, H, hd]`` the running rows' queries, before the rotary embedding.
@@ -69,7 +67,7 @@ def _attend_rows(
     fixed = prefix_k.shape[1]
     per_kv = heads // kv_heads
     end = col + 1
-    for r in range(lo, hi):
+    for r in range(q.shape[0]):
         c = rows[r]
         first = start[r]
         n = end - first
@@ -160,12 +158,7 @@ def _smoke(compiled: Kernel) -> None:
     idx = np.zeros(1, i64)
     out = q.copy()
     compiled(q, q, q, table, table, cache_kv, cache_kv.copy(), prefix, prefix, idx, idx, idx, idx,
-             1, f32(1.0), out, 0, 1)  # fmt: skip
-
-
-@cache
-def _pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(threads, thread_name_prefix="llamo-attention")
+             1, f32(1.0), out)  # fmt: skip
 
 
 def run(
@@ -177,23 +170,13 @@ def run(
     meta: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     col: int,
     scale: float,
-    threads: int = 1,
 ) -> np.ndarray:
     """One layer's decode-step attention (arguments as in :func:`_attend_rows`: ``qkv``,
     ``rotary = (cos, sin)``, ``cache_kv = (keys, values)``, ``prefix = (prefix_k,
-    prefix_v)``, ``meta = (rows, start, pad_lo, pad_hi)``). With ``threads > 1`` the rows
-    are split between threads (the kernel releases the GIL). Returns ``out [b, H, hd]``."""
-    q = qkv[0]
-    out = np.empty_like(q)
-    batch = q.shape[0]
-    args = (*qkv, *rotary, *cache_kv, *prefix, *meta, col, np.float32(scale), out)
-    if threads <= 1 or batch < 2 * threads:
-        compiled(*args, 0, batch)
-        return out
-    bounds = [batch * i // threads for i in range(threads + 1)]
-    jobs = [_pool(threads).submit(compiled, *args, lo, hi) for lo, hi in itertools.pairwise(bounds)]
-    for job in jobs:
-        job.result()
+    prefix_v)``, ``meta = (rows, start, pad_lo, pad_hi)``), on the calling thread.
+    Returns ``out [b, H, hd]``."""
+    out = np.empty_like(qkv[0])
+    compiled(*qkv, *rotary, *cache_kv, *prefix, *meta, col, np.float32(scale), out)
     return out
 
 

@@ -105,8 +105,8 @@ class LlamaDecoder:
         compiled kernel of :mod:`~llamo_plugin.model.decode_attention`, fp32 on CPU; an
         error if Numba is missing) or ``"auto"``: the kernel for an fp32 model on CPU when
         torch runs on one thread (as in :mod:`~llamo_plugin.workers`) and Numba is there,
-        else SDPA. With more threads the kernel splits rows between Python threads, which
-        measured no faster than SDPA on 2 cores (torch's own threads compete with them).
+        else SDPA. The kernel runs on the calling thread: in a 2-thread process it measured
+        no faster than SDPA, also with its rows split between two Python threads.
         Prefill always uses SDPA."""
         if attention not in ("auto", "sdpa", "numba"):
             raise ValueError(f"attention must be 'auto', 'sdpa' or 'numba', not {attention!r}")
@@ -144,16 +144,15 @@ class LlamaDecoder:
         self.prefix_keys: list[torch.Tensor] = []  # [1, Hk, P, hd] per layer
         self.prefix_values: list[torch.Tensor] = []
         self.prefix_length = 0
-        weight = self.head
-        self.kernel_threads = torch.get_num_threads()
+        cpu_fp32 = self.head.device.type == "cpu" and self.head.dtype == torch.float32
+        if attention == "numba" and not cpu_fp32:
+            raise ValueError("attention='numba' runs fp32 models on CPU only")
         self.kernel = None
-        cpu_fp32 = weight.device.type == "cpu" and weight.dtype == torch.float32
-        if attention == "numba" or (attention == "auto" and cpu_fp32 and self.kernel_threads == 1):
+        if attention == "numba" or (attention == "auto" and cpu_fp32
+                                    and torch.get_num_threads() == 1):  # fmt: skip
             self.kernel = decode_attention.kernel()
         if attention == "numba" and self.kernel is None:
             raise RuntimeError("attention='numba' needs numba (pip install llamo-plugin[fast])")
-        if self.kernel is not None and not cpu_fp32:
-            raise ValueError("attention='numba' runs fp32 models on CPU only")
         self._meta: tuple[Any, ...] | None = None  # kernel row metadata (_kernel_meta)
         self._prefixes: list[tuple[Any, Any]] = []
         self._dropped = False  # kernel mode: rows left the metadata, not the groups
@@ -194,11 +193,16 @@ class LlamaDecoder:
             v = F.linear(h, w.v, w.v_bias).view(batch, new, self.kv_heads, -1).transpose(1, 2)
             q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
             attn = attend(i, q, k, v).transpose(1, 2).reshape(batch, new, -1)
-            x = x + F.linear(attn, w.o, w.o_bias)
-            h = self._rms_norm(x, w.norm_post)
-            gated = F.silu(F.linear(h, w.gate, w.gate_bias)) * F.linear(h, w.up, w.up_bias)
-            x = x + F.linear(gated, w.down, w.down_bias)
+            x = self._after_attention(x, attn, w)
         return x
+
+    def _after_attention(self, x: torch.Tensor, attn: torch.Tensor, w: _Layer) -> torch.Tensor:
+        """The rest of a layer: output projection and residual, then the SiLU-gated MLP and
+        residual. ``x, attn [b, T, D]`` -> ``[b, T, D]``."""
+        x = x + F.linear(attn, w.o, w.o_bias)
+        h = self._rms_norm(x, w.norm_post)
+        gated = F.silu(F.linear(h, w.gate, w.gate_bias)) * F.linear(h, w.up, w.up_bias)
+        return x + F.linear(gated, w.down, w.down_bias)
 
     def _sdpa(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor):
         return F.scaled_dot_product_attention(
@@ -254,7 +258,6 @@ class LlamaDecoder:
             first += g.count
             g.count = keep
         self.groups = [g for g in self.groups if g.count]
-        self._meta = None
         return torch.cat(order)
 
     # ------------------------------------------------------------------ forward
@@ -397,13 +400,8 @@ class LlamaDecoder:
                 meta,
                 col,
                 self.scale,
-                self.kernel_threads,
             )
-            attn = torch.from_numpy(out).view(batch, 1, -1)
-            x = x + F.linear(attn, w.o, w.o_bias)
-            h = self._rms_norm(x, w.norm_post)
-            gated = F.silu(F.linear(h, w.gate, w.gate_bias)) * F.linear(h, w.up, w.up_bias)
-            x = x + F.linear(gated, w.down, w.down_bias)
+            x = self._after_attention(x, torch.from_numpy(out).view(batch, 1, -1), w)
         self.length = col + 1
         return self._logits(x)
 
