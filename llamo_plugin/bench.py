@@ -17,9 +17,18 @@ Everything is measured in one run, on one model and one set of molecules:
   (:func:`~llamo_plugin.backends.graph_onnx.encode_in_buckets` groups each call's molecules
   by size, as the pipeline does; featurisation excluded, it is the same for both; colour
   refinement, part of the onnxruntime path, included); the median of three timings;
+  ``graph_encoder_efficiency`` is the batch-256 rate times the encoder's matrix-multiply
+  FLOPs per molecule (``graph_encoder_mflop_per_mol``, counted on the same batches:
+  :func:`graph_encoder_flops`) divided by the roofline below;
 - **decode efficiency**: achieved model FLOP/s while decoding (prefill included) divided by
-  the fp32 matrix-multiply FLOP/s measured in the same run (the roofline), at several batch
-  sizes (each on at least 32 molecules and one full batch).
+  the fp32 matrix-multiply FLOP/s measured in the same run (the roofline, torch's 1024 x
+  1024 fp32 matmul on this process's threads, measured just before the graph encoder), at
+  several batch sizes (each on at least 32 molecules and one full batch);
+  ``lm_mflop_per_mol`` is the LM's FLOPs per molecule (prompt and answer tokens) and
+  ``pipeline_efficiency`` the pipeline's distinct-molecule rate times the graph encoder's
+  and the LM's FLOPs per molecule, over the roofline (how close the whole pipeline runs to
+  the machine's matrix-multiply speed; the shared prompt start, computed once per batch,
+  is counted for every molecule, as model FLOPs are).
 """
 
 from __future__ import annotations
@@ -127,14 +136,55 @@ def _reference(
     return texts, time.perf_counter() - t0
 
 
+class _GraphFlopCounter:
+    """A graph encoder that computes nothing useful but counts the matrix-multiply FLOPs the
+    exported graph performs: :class:`~llamo_plugin.graph.deduplicated.DedupGraphTokenizer`
+    (the module ``graph.onnx`` is exported from) run under ``torch``'s ``FlopCounterMode``
+    on the same colour-refined batches. Products of weights with weights (the folded
+    queries), which onnxruntime folds into constants when the session starts, are counted too
+    (well under 1% of the total)."""
+
+    name = "flop-counter"
+
+    def __init__(self, graph_module: Any) -> None:
+        from llamo_plugin.graph.deduplicated import DedupGraphTokenizer
+
+        self.module = DedupGraphTokenizer(graph_module).eval()
+        self.flops = 0
+
+    def encode(self, batch: Any) -> Any:
+        import torch
+        from torch.utils.flop_counter import FlopCounterMode
+
+        from llamo_plugin.graph.deduplicated import dedup_torch_inputs
+        from llamo_plugin.graph.refinement import class_batch_inputs, refine_batch
+
+        layers = self.module.num_layers
+        named = class_batch_inputs(batch, refine_batch(batch, layers))
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            out = self.module(**dedup_torch_inputs(named, layers))
+        self.flops += counter.get_total_flops()
+        return out.numpy()
+
+
+def graph_encoder_flops(model: Any, graphs: Sequence[Any], call_size: int) -> float:
+    """Matrix-multiply FLOPs of encoding ``graphs`` in calls of ``call_size`` molecules,
+    bucketed as :func:`~llamo_plugin.backends.graph_onnx.encode_in_buckets` does."""
+    from llamo_plugin.backends.graph_onnx import encode_in_buckets
+
+    counter = _GraphFlopCounter(model.graph)
+    for i in range(0, len(graphs), call_size):
+        encode_in_buckets(counter, list(graphs[i : i + call_size]))
+    return float(counter.flops)
+
+
 def _graph_encoder_rates(
-    model: Any, onnx_encoder: Any, smiles: Sequence[str], batch_sizes: Sequence[int]
+    model: Any, onnx_encoder: Any, graphs: Sequence[Any], batch_sizes: Sequence[int]
 ) -> dict[str, float]:
     from llamo_plugin.backends.graph_onnx import TorchGraphEncoder, encode_in_buckets
-    from llamo_plugin.chem.featurize import featurize
-    from llamo_plugin.chem.smiles import parse_smiles
 
-    graphs = [featurize(parse_smiles(s)) for s in smiles]
+    graphs = list(graphs)
     encoders = {"onnxruntime": onnx_encoder, "torch": TorchGraphEncoder(model.graph)}
     rates: dict[str, float] = {}
     for size in batch_sizes:
@@ -162,11 +212,12 @@ def _decode_efficiency(
     instruction: str,
     sizes: Sequence[int],
     decode: Any,
+    roofline: float,
 ) -> dict[str, Any]:
     from llamo_plugin.backends.hf import HFBackend
 
-    roofline = matmul_roofline()
     per_size: dict[str, float] = {}
+    per_molecule = (0, 0.0)  # (molecules, FLOPs per molecule) of the largest run
     all_inputs = pipeline._prepare_chunk([(pipeline_parse(s), instruction) for s in smiles])
     for size in sizes:
         # Each size decodes at least 32 molecules, and never fewer than one full batch.
@@ -181,12 +232,14 @@ def _decode_efficiency(
             total = prompt + len(gen.token_ids)
             flops += total * lm_flops_per_token(model.lm, total / 2)
         per_size[str(size)] = flops / seconds / roofline
+        if len(inputs) > per_molecule[0]:
+            per_molecule = (len(inputs), flops / len(inputs))
     best = max(per_size, key=lambda k: per_size[k])
     return {
-        "roofline_gflops": roofline / 1e9,
         "efficiency_by_batch_size": per_size,
         "best_batch_size": int(best),
         "decode_efficiency": per_size[best],
+        "lm_mflop_per_mol": per_molecule[1] / 1e6,
     }
 
 
@@ -350,10 +403,17 @@ def run_bench(
                 pool.close()
 
         logger.info("graph encoder rates")
-        graph_rates = _graph_encoder_rates(model, onnx, smiles, options.graph_batches)
+        from llamo_plugin.chem.featurize import featurize
+
+        graphs = [featurize(pipeline_parse(s)) for s in smiles]
+        roofline = matmul_roofline()
+        graph_rates = _graph_encoder_rates(model, onnx, graphs, options.graph_batches)
+        graph_call = max(options.graph_batches)
+        graph_flops = graph_encoder_flops(model, graphs, graph_call) / len(graphs)
+        graph_rate = graph_rates[f"onnxruntime_batch{graph_call}"]
         logger.info("decode efficiency")
         sizes = tuple(b for b in options.decode_batch_sizes if b <= len(smiles))
-        efficiency = _decode_efficiency(model, pipe, smiles, instruction, sizes, decode)
+        efficiency = _decode_efficiency(model, pipe, smiles, instruction, sizes, decode, roofline)
 
     result.update(
         reference_mol_per_s=ref_rate,
@@ -365,8 +425,14 @@ def run_bench(
         pipeline_with_repeats_rows_per_s=repeat_rate,
         speedup_vs_reference_with_repeats=repeat_rate / ref_rate,
         cache_hit_mol_per_s=hit_rate,
-        graph_encoder_mol_per_s=graph_rates[f"onnxruntime_batch{max(options.graph_batches)}"],
+        graph_encoder_mol_per_s=graph_rate,
         graph_encoder=graph_rates,
+        graph_encoder_mflop_per_mol=graph_flops / 1e6,
+        graph_encoder_efficiency=graph_flops * graph_rate / roofline,
+        roofline_gflops=roofline / 1e9,
+        pipeline_efficiency=pipe_rate
+        * (graph_flops + efficiency["lm_mflop_per_mol"] * 1e6)
+        / roofline,
         identical_to_reference=same / len(smiles),
         differences=differing[:10],
         **efficiency,

@@ -39,6 +39,11 @@ def test_cli_bench_json(capsys: pytest.CaptureFixture) -> None:
         "speedup_vs_reference_with_repeats",
         "cache_hit_mol_per_s",
         "graph_encoder_mol_per_s",
+        "graph_encoder_mflop_per_mol",
+        "graph_encoder_efficiency",
+        "roofline_gflops",
+        "lm_mflop_per_mol",
+        "pipeline_efficiency",
         "decode_efficiency",
         "identical_to_reference",
     ):
@@ -48,3 +53,27 @@ def test_cli_bench_json(capsys: pytest.CaptureFixture) -> None:
     assert len(result["pipeline_runs_mol_per_s"]) == 3
     assert result["pipeline_in_process_mol_per_s"] > 0
     assert 0 <= result["identical_to_reference"] <= 1
+
+
+def test_graph_encoder_flops_cover_the_gin_and_projector_gemms(tiny_model: object) -> None:
+    """The counted FLOPs include at least the GIN MLPs over every colour class and the
+    projector MLP over every graph token, and not much more (attention products are small)."""
+    from llamo_plugin.bench import graph_encoder_flops
+    from llamo_plugin.chem.featurize import featurize
+    from llamo_plugin.chem.smiles import parse_smiles
+    from llamo_plugin.graph.batching import collate_graphs
+    from llamo_plugin.graph.refinement import refine_batch
+
+    graphs = [featurize(parse_smiles(s)) for s in bench_smiles(12)]
+    config = tiny_model.config  # type: ignore[attr-defined]
+    d, layers = config.graph.hidden_size, config.graph.num_layers
+    p = config.projector
+    tokens = p.num_levels * p.queries_per_level + p.num_motif_queries
+    net = 2 * p.input_size * p.output_size + (p.mlp_depth - 1) * 2 * p.output_size**2
+    # One call of all 12 (small molecules: one bucket), refined as the encoder refines it.
+    classes = refine_batch(collate_graphs(graphs), layers)
+    gin = sum(len(c) for c in classes.parents) * 8 * d * d  # d -> 2d -> d per class
+    counted = graph_encoder_flops(tiny_model, graphs, 12)
+    assert gin + len(graphs) * tokens * net <= counted <= 1.5 * (gin + len(graphs) * tokens * net)
+    # Molecule by molecule nothing is shared between molecules: more FLOPs per molecule.
+    assert graph_encoder_flops(tiny_model, graphs, 1) > counted
