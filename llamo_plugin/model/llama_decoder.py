@@ -9,9 +9,10 @@ final norm. What it leaves out is the per-call machinery (mask builders, cache c
 module hooks, output dataclasses) that dominates a decoding step of a small model on CPU,
 and it keeps the KV cache in one preallocated buffer per layer, from which finished rows
 leave by having live rows moved into their slots (see :meth:`LlamaDecoder.keep_rows`).
-On one CPU thread (the worker processes) the decode step's attention is instead the
-compiled kernel of :mod:`llamo_plugin.model.decode_attention` (same function, fp32, sums in
-another order), with which finished rows leave without any copy.
+On one or two CPU threads (the worker processes; one process on a 2-core machine) the
+decode step's attention is instead the compiled kernel of
+:mod:`llamo_plugin.model.decode_attention` (same function, fp32, sums in another order), with
+which finished rows leave without any copy.
 
 The logits rules and the argmax are :mod:`llamo_plugin.model.greedy`'s, in the same order as
 ``generate``. Tokens equal transformers' on the test set and on the 256 benchmark molecules
@@ -104,9 +105,12 @@ class LlamaDecoder:
         """``attention``: the decode-step attention: ``"sdpa"`` (torch), ``"numba"`` (the
         compiled kernel of :mod:`~llamo_plugin.model.decode_attention`, fp32 on CPU; an
         error if Numba is missing) or ``"auto"``: the kernel for an fp32 model on CPU when
-        torch runs on one thread (as in :mod:`~llamo_plugin.workers`) and Numba is there,
-        else SDPA. The kernel runs on the calling thread: in a 2-thread process it measured
-        no faster than SDPA, also with its rows split between two Python threads.
+        torch runs on one or two threads (the worker processes of :mod:`~llamo_plugin.workers`
+        run on one; an in-process run on a 2-core machine on two) and Numba is there, else
+        SDPA. The kernel runs on the calling thread: in a 2-thread process it decoded the
+        benchmark's 256 molecules in 7.5-8.5 s vs SDPA's 9.7-10.2 s (splitting its rows
+        between threads gained nothing); on more threads SDPA runs in parallel and the
+        kernel does not (not measured here: a 2-core machine).
         Prefill always uses SDPA."""
         if attention not in ("auto", "sdpa", "numba"):
             raise ValueError(f"attention must be 'auto', 'sdpa' or 'numba', not {attention!r}")
@@ -148,8 +152,10 @@ class LlamaDecoder:
         if attention == "numba" and not cpu_fp32:
             raise ValueError("attention='numba' runs fp32 models on CPU only")
         self.kernel = None
+        # auto: the kernel (serial) where torch runs on one or two threads (measured faster
+        # than SDPA on both); SDPA on more, where it runs in parallel and the kernel not.
         if attention == "numba" or (attention == "auto" and cpu_fp32
-                                    and torch.get_num_threads() == 1):  # fmt: skip
+                                    and torch.get_num_threads() <= 2):  # fmt: skip
             self.kernel = decode_attention.kernel()
         if attention == "numba" and self.kernel is None:
             raise RuntimeError("attention='numba' needs numba (pip install llamo-plugin[fast])")

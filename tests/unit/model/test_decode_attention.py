@@ -102,13 +102,16 @@ def test_decoder_choice_of_attention(tiny_model: Any, monkeypatch: pytest.Monkey
         LlamaDecoder(tiny_model.lm, "flash")
     assert LlamaDecoder(tiny_model.lm, "sdpa").kernel is None
     threads = torch.get_num_threads()
-    try:  # auto: the kernel on one torch thread (worker processes), SDPA on more
+    try:  # auto: the kernel on one or two torch threads, SDPA (parallel) on more
         torch.set_num_threads(1)
         one = LlamaDecoder(tiny_model.lm, "auto").kernel
         torch.set_num_threads(2)
+        two = LlamaDecoder(tiny_model.lm, "auto").kernel
+        torch.set_num_threads(3)
         assert LlamaDecoder(tiny_model.lm, "auto").kernel is None
     finally:
         torch.set_num_threads(threads)
+    assert one is two
     assert (one is None) == (decode_attention.kernel() is None)
     # where numba is missing or cannot compile: auto falls back, an explicit request fails
     monkeypatch.setattr(decode_attention, "kernel", lambda: None)
