@@ -308,6 +308,7 @@ def run_bench(
     from llamo_plugin.backends.graph_onnx import OnnxGraphEncoder
     from llamo_plugin.backends.hf import HFBackend
     from llamo_plugin.cache import AnswerCache
+    from llamo_plugin.chem.featurize import featurize
     from llamo_plugin.pipeline import Pipeline
     from llamo_plugin.tasks import DESCRIPTION
 
@@ -413,8 +414,6 @@ def run_bench(
                 pool.close()
 
         logger.info("graph encoder rates")
-        from llamo_plugin.chem.featurize import featurize
-
         graphs = [featurize(pipeline_parse(s)) for s in smiles]
         roofline = matmul_roofline()
         graph_rates = _graph_encoder_rates(model, onnx, graphs, options.graph_batches)

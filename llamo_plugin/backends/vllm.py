@@ -35,17 +35,6 @@ PENALTY_ARG = "llamo_repetition_penalty"
 LOGITS_PROCESSOR = "llamo_plugin.backends.vllm_logits:RepetitionRulesLogitsProcessor"
 
 
-def penalise_repeats(scores: Any, tokens: Sequence[int], penalty: float) -> None:
-    """transformers' repetition penalty on one row ``scores [vocab]`` (a torch tensor, changed
-    in place): the logit of every token in ``tokens`` is divided by ``penalty`` if positive,
-    multiplied by it otherwise (each token once, however often it occurs)."""
-    import torch
-
-    index = torch.tensor(sorted(set(tokens)), dtype=torch.long, device=scores.device)
-    picked = scores[index]
-    scores[index] = torch.where(picked < 0, picked * penalty, picked / penalty)
-
-
 def banned_next_tokens(tokens: Sequence[int], n: int) -> set[int]:
     """Tokens that would repeat an n-gram of ``tokens`` (transformers' no-repeat-ngram rule):
     every ``t`` such that ``tokens[-(n-1):] + [t]`` already occurs in ``tokens``."""

