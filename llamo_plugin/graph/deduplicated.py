@@ -10,9 +10,11 @@
 - sums each class's incoming messages as a gather over a padded ``[C, D]`` neighbour table
   (a fixed order, so multi-threaded onnxruntime is repeatable; ``index_add`` exported to a
   ``ScatterND(add)`` that races with more than one thread);
-- folds every inference-mode BatchNorm into the linear layer before it, and the motif
+- folds every inference-mode BatchNorm into the linear layer before it, the motif
   attention's key/value projections through the motif embedding
-  (``MultiLevelProjector.motif_tokens_folded``).
+  (``MultiLevelProjector.motif_tokens_folded``) and the last GIN layer's second linear into
+  the level attention (:meth:`DedupGraphTokenizer.level_tokens`), and applies layer 1's first
+  linear before its neighbour sum (:meth:`DedupGraphTokenizer.class_states`).
 
 This is the module exported to ONNX (``export/onnx_graph.py``); training and the reference
 path use ``GraphTokenizer``. Build it from a model in eval mode: the folded weights are a
@@ -93,11 +95,20 @@ class DedupGraphTokenizer(nn.Module):
         message_sources: list[torch.Tensor],
         message_bonds: list[torch.Tensor],
         messages: list[torch.Tensor],
-    ) -> list[torch.Tensor]:
-        """GIN states of every class at every level: ``L + 1`` tensors ``[C_k, d]``.
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """GIN states of every class at levels ``0..L-1`` (``L`` tensors ``[C_k, d]``) and
+        the last layer's hidden activations ``relu(first(z))`` ``[C_L, 2d]``.
 
         Each distinct message ``relu(h_src + bond)`` is computed once (``[P_k, d]``); a zero
-        row appended after them serves the padding slots of ``messages``."""
+        row appended after them serves the padding slots of ``messages``. Two exact
+        rearrangements save matmul rows:
+
+        - layer 1's first linear distributes over its input sum,
+          ``W z + b = s W h_parent + sum_j W m_j + b``, so it runs on the few atom classes
+          ``C_0`` and distinct messages ``P_1`` instead of the ``C_1`` classes;
+        - the last layer's second linear is not applied here: its output is only read by
+          the projector's attention, which is linear in it (:meth:`level_tokens`).
+        """
         h = self.atom_encoder(atom_classes)
         states = [h]
         for k in range(self.num_layers):
@@ -106,33 +117,62 @@ class DedupGraphTokenizer(nn.Module):
             distinct = torch.relu(
                 h.index_select(0, message_sources[k]) + bonds.index_select(0, message_bonds[k])
             )
-            distinct = torch.cat([distinct, torch.zeros_like(h[:1])])  # [P_k + 1, d]
+            own = h
+            if k == 0:  # [P_1, 2d] and [C_0, 2d]: the first linear before the gathers
+                distinct = torch.matmul(distinct, self.first[0].weight.t())
+                own = torch.matmul(h, self.first[0].weight.t())
+            distinct = torch.cat([distinct, torch.zeros_like(own[:1])])  # [P_k + 1, *]
             incoming = distinct.index_select(0, messages[k].reshape(-1))
-            aggregated = incoming.view(classes, width, -1).sum(dim=1)  # [C_k, d]
-            z = self.self_weight[k] * h.index_select(0, parents[k]) + aggregated
-            h = self.second[k](torch.relu(self.first[k](z)))
-            if k != self.num_layers - 1:
-                h = torch.relu(h)
+            aggregated = incoming.view(classes, width, -1).sum(dim=1)  # [C_k, *]
+            z = self.self_weight[k] * own.index_select(0, parents[k]) + aggregated
+            hidden = torch.relu(z + self.first[0].bias if k == 0 else self.first[k](z))
+            if k == self.num_layers - 1:
+                return states, hidden
+            h = torch.relu(self.second[k](hidden))
             states.append(h)
-        return states
+        raise ValueError("the GIN has no layers")
 
     def level_tokens(
-        self, states: list[torch.Tensor], dense_classes: torch.Tensor, node_mask: torch.Tensor
+        self,
+        states: list[torch.Tensor],
+        last_hidden: torch.Tensor,
+        dense_classes: torch.Tensor,
+        node_mask: torch.Tensor,
     ) -> torch.Tensor:
-        """The projector's level tokens ``[B, L*q, d]`` from class states ``[C_k, d]``:
-        the same softmax attention as ``MultiLevelProjector.level_tokens_flat``."""
+        """The projector's level tokens ``[B, (L+1)*q, d]`` from class states ``[C_k, d]`` (levels
+        ``0..L-1``) and the last layer's hidden activations ``[C_L, 2d]``: the same softmax
+        attention as ``MultiLevelProjector.level_tokens_flat``.
+
+        The last level's states are ``h = W2 u + b2`` for the hidden rows ``u``; its attention
+        scores ``h . f = u . (W2^T f) + const`` (softmax ignores the constant) and values
+        ``W_v (sum_a p_a h_a) + b_v = (W_v W2)(sum_a p_a u_a) + W_v b2 + b_v`` are taken in
+        ``u``'s space, so ``W2`` is applied to weights, not to the ``C_L`` class rows.
+        """
         batch, atoms = node_mask.shape
-        folded = self.projector.folded_level_queries()  # [L, Hq, d]
+        projector = self.projector
+        folded = projector.folded_level_queries()  # [L+1, Hq, d]
+        w_vh, b_vh = projector.level_value_heads()  # [L+1, H, hd, d], [L+1, H, hd]
+        second = self.second[-1]
+        rows = [*states, last_hidden]
+        queries = [*folded[:-1], torch.matmul(folded[-1], second.weight)]  # [Hq, d or 2d]
         padding = ~node_mask.unsqueeze(-1)  # [B, A, 1]
         pooled = []
-        for k, h in enumerate(states):
+        for k, h in enumerate(rows):
             index = dense_classes[k].reshape(-1)
-            scores = torch.matmul(h, folded[k].transpose(0, 1))  # [C_k, Hq]
+            scores = torch.matmul(h, queries[k].transpose(0, 1))  # [C_k, Hq]
             s_dense = scores.index_select(0, index).view(batch, atoms, -1)
             probs = torch.softmax(s_dense.masked_fill(padding, float("-inf")), dim=1)
-            h_dense = h.index_select(0, index).view(batch, atoms, -1)  # [B, A, d]
-            pooled.append(torch.matmul(probs.transpose(1, 2), h_dense))  # [B, Hq, d]
-        return self.projector.level_tokens_from_pooled(torch.stack(pooled))
+            h_dense = h.index_select(0, index).view(batch, atoms, -1)  # [B, A, d or 2d]
+            pooled.append(torch.matmul(probs.transpose(1, 2), h_dense))  # [B, Hq, *]
+        value_weights = [*w_vh[:-1], torch.matmul(w_vh[-1], second.weight)]  # [H, hd, *]
+        value_biases = [*b_vh[:-1], b_vh[-1] + torch.matmul(w_vh[-1], second.bias)]  # [H, hd]
+        values = torch.cat(  # per level (no stacked copy of the pooled rows): [L+1, H, B*q, hd]
+            [
+                projector.level_values(p[None], w[None], b[None])
+                for p, w, b in zip(pooled, value_weights, value_biases, strict=True)
+            ]
+        )
+        return projector.level_tokens_from_values(projector.concat_heads(values, batch))
 
     def forward(
         self,
@@ -147,10 +187,10 @@ class DedupGraphTokenizer(nn.Module):
         message_bonds: list[torch.Tensor],
         messages: list[torch.Tensor],
     ) -> torch.Tensor:
-        states = self.class_states(
+        states, last_hidden = self.class_states(
             atom_classes, bond_classes, parents, message_sources, message_bonds, messages
         )
-        level = self.level_tokens(states, dense_classes, node_mask)
+        level = self.level_tokens(states, last_hidden, dense_classes, node_mask)
         motif = self.projector.motif_tokens_folded(motifs, motif_mask)
         return self.projector.tokens_from_parts(level, motif)
 

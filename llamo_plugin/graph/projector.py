@@ -103,6 +103,17 @@ class MultiLevelProjector(nn.Module):
         folded = torch.matmul(qh * head_dim**-0.5, w_kh)  # [L, H, q, d]
         return folded.reshape(n_levels, heads * n_q, d)
 
+    def level_value_heads(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each level's value projection split by head: ``w [L, H, hd, d]``, ``b [L, H, hd]``
+        (a broadcast view of one module's weights when the attention is shared)."""
+        c = self.config
+        d, heads = c.input_size, c.num_heads
+        w_in, b_in, _, _ = self._level_attention_weights()
+        w_vh = w_in[:, 2 * d :].reshape(-1, heads, d // heads, d)
+        b_vh = b_in[:, 2 * d :].reshape(-1, heads, d // heads)
+        shape = (c.num_levels, *w_vh.shape[1:])
+        return w_vh.expand(shape), b_vh.expand(shape[:3])
+
     def level_tokens_from_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
         """Attention outputs from the probability-weighted atom averages.
 
@@ -111,22 +122,47 @@ class MultiLevelProjector(nn.Module):
 
         Shapes: pooled ``[L, B, H * q, d]`` (head-major) -> ``[B, L * q, d]``.
         """
-        c = self.config
-        n_levels, d, heads, n_q = c.num_levels, c.input_size, c.num_heads, c.queries_per_level
-        head_dim = d // heads
         batch = pooled.shape[1]
-        w_in, b_in, w_out, b_out = self._level_attention_weights()
-        w_v, b_v = w_in[:, 2 * d :], b_in[:, 2 * d :]
-        pooled = pooled.view(n_levels, batch, heads, n_q, d).transpose(1, 2)  # [L, H, B, q, d]
-        pooled = pooled.reshape(n_levels, heads, batch * n_q, d)
-        w_vh = w_v.view(-1, heads, head_dim, d)  # [L', H, hd, d]
-        out = torch.matmul(pooled, w_vh.transpose(-1, -2))  # [L, H, B*q, hd]
-        out = out + b_v.view(-1, heads, 1, head_dim)
-        out = out.view(n_levels, heads, batch, n_q, head_dim).permute(0, 2, 3, 1, 4)
-        out = out.reshape(n_levels, batch * n_q, d)
-        out = torch.matmul(out, w_out.transpose(1, 2)) + b_out[:, None]  # [L, B*q, d]
-        out = out.view(n_levels, batch, n_q, d)
-        return out.permute(1, 0, 2, 3).flatten(1, 2)  # [B, L*q, d]
+        w_vh, b_vh = self.level_value_heads()  # [L, H, hd, d], [L, H, hd]
+        values = self.level_values(pooled, w_vh, b_vh)  # [L, H, B*q, hd]
+        return self.level_tokens_from_values(self.concat_heads(values, batch))
+
+    def level_values(
+        self, pooled: torch.Tensor, w_vh: torch.Tensor, b_vh: torch.Tensor
+    ) -> torch.Tensor:
+        """Each head's value projection of its pooled rows, as one matmul per level and head
+        over all molecules (``B * q`` rows, not ``q``).
+
+        Shapes: pooled ``[L, B, H * q, e]`` (head-major), w_vh ``[L, H, hd, e]``, b_vh
+        ``[L, H, hd]`` -> ``[L, H, B * q, hd]``.
+        """
+        n_levels, batch, _, width = pooled.shape
+        heads = w_vh.shape[1]
+        pooled = pooled.view(n_levels, batch, heads, -1, width).transpose(1, 2)
+        pooled = pooled.reshape(n_levels, heads, -1, width)  # [L, H, B*q, e]
+        return torch.matmul(pooled, w_vh.transpose(-1, -2)) + b_vh[:, :, None]
+
+    @staticmethod
+    def concat_heads(values: torch.Tensor, batch: int) -> torch.Tensor:
+        """``[L, H, B * q, hd]`` -> ``[B, L, q, H * hd]`` (heads concatenated, as in
+        ``nn.MultiheadAttention``)."""
+        n_levels, heads, rows, head_dim = values.shape
+        values = values.view(n_levels, heads, batch, rows // batch, head_dim)
+        return values.permute(2, 0, 3, 1, 4).reshape(batch, n_levels, -1, heads * head_dim)
+
+    def level_tokens_from_values(self, values: torch.Tensor) -> torch.Tensor:
+        """The attention's output projection on the heads' values (concatenated).
+
+        Shapes: values ``[B, L, q, d]`` -> level tokens ``[B, L * q, d]`` (level-major).
+        """
+        batch, n_levels, n_q, d = values.shape
+        _, _, w_out, b_out = self._level_attention_weights()  # [L', d, d], [L', d]
+        if w_out.shape[0] == 1:  # shared attention: one matmul over every level's values
+            out = torch.matmul(values.reshape(-1, d), w_out[0].t()) + b_out[0]
+            return out.view(batch, n_levels * n_q, d)
+        per_level = values.transpose(0, 1).reshape(n_levels, batch * n_q, d)
+        out = torch.matmul(per_level, w_out.transpose(1, 2)) + b_out[:, None]  # [L, B*q, d]
+        return out.view(n_levels, batch, n_q, d).transpose(0, 1).reshape(batch, -1, d)
 
     def level_tokens_flat(
         self, levels: list[torch.Tensor], node_dense_index: torch.Tensor, node_mask: torch.Tensor
@@ -259,4 +295,7 @@ class MultiLevelProjector(nn.Module):
             self.layer_norm.bias.float(),
             self.layer_norm.eps,
         )
-        return self.net(tokens.to(self.net[0].weight.dtype))
+        batch, num_tokens, width = tokens.shape
+        # 2-D rows: each linear exports as one Gemm with its bias (no MatMul + Add).
+        out = self.net(tokens.reshape(batch * num_tokens, width).to(self.net[0].weight.dtype))
+        return out.view(batch, num_tokens, -1)

@@ -7,11 +7,22 @@ import numpy as np
 import pytest
 import torch
 
+from llamo_plugin.config import GraphEncoderConfig, ProjectorConfig
 from llamo_plugin.graph.batching import collate_graphs
 from llamo_plugin.graph.deduplicated import DedupGraphTokenizer, dedup_torch_inputs
+from llamo_plugin.graph.module import GraphTokenizer
 from llamo_plugin.graph.refinement import _unique_rows, class_batch_inputs, refine_batch
 
-from .helpers import BIG_SMILES, batch_inputs, graphs, make_tokenizer, tokens
+from .helpers import (
+    BIG_SMILES,
+    HIDDEN,
+    OUTPUT,
+    batch_inputs,
+    graphs,
+    make_tokenizer,
+    rescale_,
+    tokens,
+)
 
 MIXED = [
     "CC(=O)Oc1ccccc1C(=O)O",  # aspirin
@@ -89,6 +100,26 @@ def test_dedup_tokenizer_equals_graph_tokenizer(order: str) -> None:
 
 def test_dedup_tokenizer_with_per_level_attention() -> None:
     model = make_tokenizer(shared_level_attention=False)
+    torch.testing.assert_close(
+        dedup_tokens(model, MIXED), tokens(model, MIXED), atol=1e-5, rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("shared", [True, False])
+def test_dedup_tokenizer_with_few_layers(layers: int, shared: bool) -> None:
+    """With one layer, layer 1 (first linear before the neighbour sum) is also the last
+    (second linear folded into the projector): both rearrangements on the same layer."""
+    graph = GraphEncoderConfig(hidden_size=HIDDEN, num_layers=layers)
+    proj = ProjectorConfig(
+        input_size=HIDDEN,
+        output_size=OUTPUT,
+        mlp_depth=2,
+        num_levels=layers + 1,
+        shared_level_attention=shared,
+    )
+    torch.manual_seed(layers)
+    model = rescale_(GraphTokenizer(graph, proj), seed=layers).eval()
     torch.testing.assert_close(
         dedup_tokens(model, MIXED), tokens(model, MIXED), atol=1e-5, rtol=1e-5
     )
