@@ -53,6 +53,8 @@ def test_cli_bench_json(capsys: pytest.CaptureFixture) -> None:
     assert len(result["pipeline_runs_mol_per_s"]) == 3
     assert result["pipeline_in_process_mol_per_s"] > 0
     assert 0 <= result["identical_to_reference"] <= 1
+    assert result["roofline_gflops"] == max(result["roofline_gflops_measured"])
+    assert len(result["roofline_gflops_measured"]) == 2
 
 
 def test_graph_encoder_flops_cover_the_gin_and_projector_gemms(tiny_model: object) -> None:
@@ -72,8 +74,21 @@ def test_graph_encoder_flops_cover_the_gin_and_projector_gemms(tiny_model: objec
     net = 2 * p.input_size * p.output_size + (p.mlp_depth - 1) * 2 * p.output_size**2
     # One call of all 12 (small molecules: one bucket), refined as the encoder refines it.
     classes = refine_batch(collate_graphs(graphs), layers)
-    gin = sum(len(c) for c in classes.parents) * 8 * d * d  # d -> 2d -> d per class
+    rows = [len(c) for c in classes.parents]  # classes at levels 1..L
+    # Each linear (d -> 2d or 2d -> d) costs 4 d^2 per row: layer 1's first linear runs on
+    # the atom classes and distinct messages, layers 2..L's on their classes; the second
+    # linears of layers 1..L-1 on their classes (the last one is folded into the projector).
+    first_rows = len(classes.atom_classes) + len(classes.message_sources[0]) + sum(rows[1:])
+    gin = (first_rows + sum(rows[:-1])) * 4 * d * d
     counted = graph_encoder_flops(tiny_model, graphs, 12)
     assert gin + len(graphs) * tokens * net <= counted <= 1.5 * (gin + len(graphs) * tokens * net)
     # Molecule by molecule nothing is shared between molecules: more FLOPs per molecule.
     assert graph_encoder_flops(tiny_model, graphs, 1) > counted
+
+
+def test_decode_efficiency_is_over_the_given_roofline() -> None:
+    from llamo_plugin.bench import _decode_efficiency
+
+    result = _decode_efficiency({"1": 2e9, "8": 6e9, "64": 5e9}, roofline=10e9)
+    assert result["efficiency_by_batch_size"] == pytest.approx({"1": 0.2, "8": 0.6, "64": 0.5})
+    assert result["best_batch_size"] == 8 and result["decode_efficiency"] == pytest.approx(0.6)
