@@ -125,7 +125,7 @@ class DedupGraphTokenizer(nn.Module):
             incoming = distinct.index_select(0, messages[k].reshape(-1))
             aggregated = incoming.view(classes, width, -1).sum(dim=1)  # [C_k, *]
             z = self.self_weight[k] * own.index_select(0, parents[k]) + aggregated
-            hidden = torch.relu(z + self.first[0].bias if k == 0 else self.first[k](z))
+            hidden = torch.relu((z + self.first[0].bias) if k == 0 else self.first[k](z))
             if k == self.num_layers - 1:
                 return states, hidden
             h = torch.relu(self.second[k](hidden))
