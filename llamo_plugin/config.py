@@ -180,10 +180,20 @@ class DecodeConfig(FrozenConfig):
     max_new_tokens: int = 512
     no_repeat_ngram_size: int = 0
     repetition_penalty: float = 1.0
+    #: a regular expression the whole answer must match (constrained decoding, e.g. the
+    #: property format ``-?0\.\d{4}``; :mod:`llamo_plugin.model.answer_format`); "" = free
+    answer_format: str = ""
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
             raise ConfigError("decode: max_new_tokens must be >= 1")
+        if self.answer_format:
+            import re
+
+            try:
+                re.compile(self.answer_format)
+            except re.error as exc:
+                raise ConfigError(f"decode: answer_format is not a regex: {exc}") from exc
         if self.no_repeat_ngram_size < 0 or self.repetition_penalty <= 0:
             raise ConfigError("decode: invalid repetition settings")
 

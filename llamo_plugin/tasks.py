@@ -30,10 +30,16 @@ class Property(str, Enum):
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """Instructions and decoding cap of one task."""
+    """Instructions, decoding cap and (optional) answer format of one task.
+
+    ``answer_format`` is a regular expression every answer must match; decoding is
+    constrained to it (:mod:`llamo_plugin.model.answer_format`), so answers are well-formed
+    by construction.
+    """
 
     instructions: tuple[str, ...]
     max_new_tokens: int
+    answer_format: str = ""
 
     @property
     def default_instruction(self) -> str:
@@ -65,6 +71,9 @@ IUPAC = TaskSpec(
     max_new_tokens=128,
 )
 
+#: Property answers: Hartree, 4 decimals, |value| < 1 (every QM9 HOMO/LUMO/gap is).
+PROPERTY_ANSWER_FORMAT = r"-?0\.\d{4}"
+
 PROPERTIES: dict[Property, TaskSpec] = {
     Property.HOMO: TaskSpec(
         instructions=(
@@ -74,6 +83,7 @@ PROPERTIES: dict[Property, TaskSpec] = {
             "I would like to know the HOMO energy of this molecule.",
         ),
         max_new_tokens=12,
+        answer_format=PROPERTY_ANSWER_FORMAT,
     ),
     Property.LUMO: TaskSpec(
         instructions=(
@@ -83,6 +93,7 @@ PROPERTIES: dict[Property, TaskSpec] = {
             "I would like to know the LUMO energy of this molecule.",
         ),
         max_new_tokens=12,
+        answer_format=PROPERTY_ANSWER_FORMAT,
     ),
     Property.GAP: TaskSpec(
         instructions=(
@@ -92,6 +103,7 @@ PROPERTIES: dict[Property, TaskSpec] = {
             "I would like to know the HOMO-LUMO gap of this molecule.",
         ),
         max_new_tokens=12,
+        answer_format=PROPERTY_ANSWER_FORMAT,
     ),
 }
 

@@ -115,6 +115,7 @@ class HFBackend:
         """One decode batch (sorted longest first), prefilled in groups of similar length."""
         import torch
 
+        from llamo_plugin.model.answer_format import answer_format_for
         from llamo_plugin.model.llama_decoder import fast_greedy_decode
         from llamo_plugin.prompt.assemble import EncodedPrompt, collate_prompts
 
@@ -141,6 +142,9 @@ class HFBackend:
             prefix=prefix,
             should_stop=should_stop,
             attention=self.attention,
+            answer_format=answer_format_for(model, decode.answer_format)
+            if decode.answer_format
+            else None,
         )
         if cancelled or (should_stop is not None and should_stop()):
             raise CancelledError("generation cancelled")

@@ -1,4 +1,5 @@
-"""``llamo evaluate --task {description,property,iupac,qa} --out DIR``: benchmark a model.
+"""``llamo evaluate --task {description,property,pubchem-gap,iupac,qa} --out DIR``: benchmark a
+model.
 
 Writes ``DIR/<task>.json`` (the metrics, also printed on stdout) and
 ``DIR/<task>_predictions.tsv`` (``smiles``, ``reference``, ``prediction``, ``status`` and
@@ -22,14 +23,14 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("description", "property", "iupac", "qa")
+TASKS = ("description", "property", "pubchem-gap", "iupac", "qa")
 BASELINES = ("nearest-neighbour",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from llamo_plugin.eval.common import DEFAULT_DATA_DIR
     from llamo_plugin.eval.iupac import SETS
-    from llamo_plugin.eval.property import DEFAULT_SPLIT
+    from llamo_plugin.eval.property import DEFAULT_SPLIT, PUBCHEM_GAP_SPLIT
 
     parser.add_argument("--task", required=True, choices=TASKS)
     parser.add_argument(
@@ -101,6 +102,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=DEFAULT_SPLIT,
         help="property: held-out QM9 split CSV (default: the bundled split)",
+    )
+    parser.add_argument(
+        "--pubchem-gap-test",
+        type=Path,
+        default=PUBCHEM_GAP_SPLIT,
+        help="pubchem-gap: drug-like molecules with a DFT gap in eV (smiles, gap_ev; default: "
+        "the bundled held-out split of pubchem-gap-iqspr)",
+    )
+    parser.add_argument(
+        "--unconstrained",
+        action="store_true",
+        help="property, pubchem-gap: decode freely instead of constrained to the answer format",
     )
     parser.add_argument(
         "--iupac-sets",
@@ -196,14 +209,42 @@ def _property(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, 
     rows = p.load_property_split(split, qm9_path=args.data_dir / p.QM9_FILE, limit=args.limit)
     model = _load_model(args)
     answers = p.model_answers(
-        model, rows, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens
+        model,
+        rows,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        constrained=not args.unconstrained,
     )
     metrics, table = p.score_answers(rows, answers)
     meta = {
         "source": "model",
         "model": model_identity(model),
         "data": str(split),
+        "decoding": "free" if args.unconstrained else "constrained to the answer format",
         "parse": "first match of -?\\d+(\\.\\d+)?; unparseable answers counted",
+    }
+    return {**meta, **metrics}, table, ["target", "parsed", "stop"]
+
+
+def _pubchem_gap(
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+    from llamo_plugin.eval import property as p
+    from llamo_plugin.eval.common import model_identity
+
+    split = _need(args.pubchem_gap_test, "PubChem gap split (pubchem_gap_test.csv)")
+    rows = p.load_gap_split(split, limit=args.limit)
+    model = _load_model(args)
+    metrics, table = p.pubchem_gap_answers(
+        model, rows, batch_size=args.batch_size, constrained=not args.unconstrained
+    )
+    meta = {
+        "source": "model",
+        "model": model_identity(model),
+        "data": str(split),
+        "decoding": "free" if args.unconstrained else "constrained to the answer format",
+        "note": "pubchem_ev: the PubChem-DFT instruction (eV); qm9_gap: the default QM9 gap "
+        "instruction (Hartree x 27.2114), another level of theory: read its spearman",
     }
     return {**meta, **metrics}, table, ["target", "parsed", "stop"]
 
@@ -256,7 +297,13 @@ def _qa(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]],
     return {**meta, **metrics}, table, ["qtype", "question", "stop"]
 
 
-_RUNNERS = {"description": _description, "property": _property, "iupac": _iupac, "qa": _qa}
+_RUNNERS = {
+    "description": _description,
+    "property": _property,
+    "pubchem-gap": _pubchem_gap,
+    "iupac": _iupac,
+    "qa": _qa,
+}
 
 
 def run(args: argparse.Namespace) -> int:

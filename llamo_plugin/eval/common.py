@@ -82,12 +82,15 @@ def run_model(
     batch_size: int = 64,
     log_every: int = 256,
     free_text: bool = False,
+    answer_format: str = "",
 ) -> list[ModelOutput]:
     """Greedy answers of ``model`` for every (SMILES, instruction) pair, in order.
 
     With ``free_text`` (descriptions) the model's own decode settings apply (its repetition
     control); otherwise plain greedy decoding (numbers and names must not be penalised for
-    repeating characters). Runs through :class:`~llamo_plugin.pipeline.Pipeline` (batched,
+    repeating characters); ``answer_format`` constrains the answers to that regular
+    expression (:mod:`llamo_plugin.model.answer_format`; what the product does for property
+    answers). Runs through :class:`~llamo_plugin.pipeline.Pipeline` (batched,
     deduplicated, same tokens as batch-1 decoding). Invalid SMILES give
     ``ModelOutput("", "invalid_smiles")``; nothing is dropped.
     """
@@ -98,7 +101,7 @@ def run_model(
     if free_text:
         decode = model.config.decode.replace(max_new_tokens=max_new_tokens)
     else:
-        decode = DecodeConfig(max_new_tokens=max_new_tokens)
+        decode = DecodeConfig(max_new_tokens=max_new_tokens, answer_format=answer_format)
     from llamo_plugin.backends.hf import HFBackend
     from llamo_plugin.pipeline import Pipeline
 

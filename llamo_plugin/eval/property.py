@@ -105,10 +105,44 @@ def load_property_split(
     return out[:limit] if limit else out
 
 
+def average_ranks(values: Sequence[float]) -> list[float]:
+    """Ranks 1..n, tied values sharing their average rank (as ``scipy.stats.rankdata``)."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(references: Sequence[float], predictions: Sequence[float]) -> float | None:
+    """Spearman rank correlation (Pearson of average ranks); ``None`` when either side is
+    constant or there are fewer than 2 pairs (a constant prediction ranks nothing)."""
+    if len(references) != len(predictions):
+        raise ValueError("one prediction per reference is needed")
+    if len(references) < 2:
+        return None
+    rx, ry = average_ranks(references), average_ranks(predictions)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    sxx = sum((a - mx) ** 2 for a in rx)
+    syy = sum((b - my) ** 2 for b in ry)
+    if sxx == 0 or syy == 0:
+        return None
+    return sxy / math.sqrt(sxx * syy)
+
+
 def property_metrics(
     references: Sequence[float], predictions: Sequence[float | None]
 ) -> dict[str, Any]:
-    """MAE over parsed predictions, the failure count, and the failures-as-mean MAE."""
+    """MAE over parsed predictions, the failure count, the failures-as-mean MAE, and whether
+    the answers follow the molecule: ``n_distinct`` (distinct parsed values; a constant
+    answer has 1) and ``spearman`` (rank correlation over the parsed answers)."""
     if len(references) != len(predictions):
         raise ValueError("one prediction per reference is needed")
     n = len(references)
@@ -131,6 +165,8 @@ def property_metrics(
         "mae": sum(errors) / len(errors) if errors else None,
         "mae_failures_as_mean": sum(penalised) / n if n else None,
         "mae_mean_baseline": sum(abs(mean_ref - r) for r in references) / n if n else None,
+        "n_distinct": len({p for _, p in parsed}),
+        "spearman": spearman([r for r, _ in parsed], [p for _, p in parsed]),
     }
 
 
@@ -186,9 +222,15 @@ def score_answers(
 
 
 def model_answers(
-    model: Any, rows: Sequence[PropertyRow], *, batch_size: int, max_new_tokens: int | None = None
+    model: Any,
+    rows: Sequence[PropertyRow],
+    *,
+    batch_size: int,
+    max_new_tokens: int | None = None,
+    constrained: bool = True,
 ) -> dict[str, list[Any]]:
-    """Ask the model each target's default instruction for every molecule."""
+    """Ask the model each target's default instruction for every molecule, decoding
+    constrained to the answer format as the product does (``constrained=False``: free)."""
     from llamo_plugin.eval.common import run_model
     from llamo_plugin.tasks import PROPERTIES, Property
 
@@ -201,5 +243,77 @@ def model_answers(
             [spec.default_instruction] * len(rows),
             max_new_tokens=max_new_tokens or spec.max_new_tokens,
             batch_size=batch_size,
+            answer_format=spec.answer_format if constrained else "",
         )
     return out
+
+
+#: The drug-like gap split committed by ``llamo build-data --write-splits``.
+PUBCHEM_GAP_SPLIT = DEFAULT_SPLIT.with_name("pubchem_gap_test.csv")
+HARTREE_EV = 27.211386245988
+
+
+def load_gap_split(path: str | Path, limit: int | None = None) -> list[tuple[str, float]]:
+    """``(smiles, gap_ev)`` rows of a PubChem gap split CSV."""
+    _, rows = _read_csv(Path(path))
+    out = [(r["smiles"], float(r["gap_ev"])) for r in rows]
+    return out[:limit] if limit else out
+
+
+def pubchem_gap_answers(
+    model: Any,
+    rows: Sequence[tuple[str, float]],
+    *,
+    batch_size: int,
+    constrained: bool = True,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The gap of drug-like molecules asked two ways, scored by rank and error.
+
+    ``pubchem_ev``: the PubChem-DFT instruction the model was trained on for these molecules
+    (answer in eV); ``qm9_gap``: the default QM9 gap instruction (Hartree, what the property
+    node asks), converted to eV. The two are at different levels of theory, so for
+    ``qm9_gap`` only the ranking (``spearman``) is meaningful; its MAE is reported anyway.
+    """
+    from llamo_plugin.eval.common import run_model
+    from llamo_plugin.tasks import PROPERTIES, Property
+    from llamo_plugin.train.build_pubchem_gap import ANSWER_FORMAT, INSTRUCTIONS
+
+    smiles = [s for s, _ in rows]
+    refs = [v for _, v in rows]
+    gap = PROPERTIES[Property.GAP]
+    queries = {
+        "pubchem_ev": (INSTRUCTIONS[0], ANSWER_FORMAT, 8, 1.0),
+        "qm9_gap": (gap.default_instruction, gap.answer_format, gap.max_new_tokens, HARTREE_EV),
+    }
+    metrics: dict[str, Any] = {"unit": "eV", "targets": {}}
+    table: list[dict[str, Any]] = []
+    for name, (instruction, fmt, cap, scale) in queries.items():
+        outs = run_model(
+            model,
+            smiles,
+            [instruction] * len(rows),
+            max_new_tokens=cap,
+            batch_size=batch_size,
+            answer_format=fmt if constrained else "",
+        )
+        preds: list[float | None] = []
+        for (s, ref), out in zip(rows, outs, strict=True):
+            value = parse_number(out.text) if out.stop != "invalid_smiles" else None
+            preds.append(None if value is None else value * scale)
+            table.append(
+                {
+                    "smiles": s,
+                    "reference": f"{ref:.2f}",
+                    "prediction": out.text,
+                    "status": "invalid_smiles"
+                    if out.stop == "invalid_smiles"
+                    else "ok"
+                    if value is not None
+                    else "unparseable",
+                    "target": name,
+                    "parsed": "" if value is None else repr(value),
+                    "stop": out.stop,
+                }
+            )
+        metrics["targets"][name] = property_metrics(refs, preds)
+    return metrics, table

@@ -14,12 +14,15 @@ floating-point ties).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from llamo_plugin.config import DecodeConfig
 from llamo_plugin.model.kv_cache import preallocated_cache
+
+if TYPE_CHECKING:
+    from llamo_plugin.model.answer_format import AnswerFormat
 
 
 def apply_repetition_penalty(
@@ -55,12 +58,18 @@ def ban_repeated_ngrams(scores: torch.Tensor, generated: torch.Tensor, n: int) -
 
 
 def next_tokens(
-    logits: torch.Tensor, generated: torch.Tensor, decode: DecodeConfig
+    logits: torch.Tensor,
+    generated: torch.Tensor,
+    decode: DecodeConfig,
+    answer_format: AnswerFormat | None = None,
 ) -> torch.Tensor:
     """The greedy choice of every running row: repetition penalty, then the n-gram ban, on
-    the generated tokens (``generate``'s order), then argmax. ``logits [B, V]`` -> ``[B]``."""
+    the generated tokens (``generate``'s order), then the answer format's mask (if any),
+    then argmax. ``logits [B, V]`` -> ``[B]``."""
     scores = apply_repetition_penalty(logits.float(), generated, decode.repetition_penalty)
     scores = ban_repeated_ngrams(scores, generated, decode.no_repeat_ngram_size)
+    if answer_format is not None:
+        scores = answer_format.mask_scores(scores, generated)
     return scores.argmax(dim=-1)
 
 
@@ -74,6 +83,7 @@ def greedy_loop(
     drop: Callable[[torch.Tensor], torch.Tensor],
     should_stop: Callable[[], bool] | None = None,
     compact_fraction: float = 0.25,
+    answer_format: AnswerFormat | None = None,
 ) -> tuple[list[list[int]], bool]:
     """The greedy decoding loop after prefill, for any LM forward.
 
@@ -87,6 +97,7 @@ def greedy_loop(
             in their new order.
         compact_fraction: call ``drop`` once at least this fraction of the running rows
             has finished.
+        answer_format: keep every answer inside this format (constrained decoding).
 
     Returns:
         (generated ids per row, up to and including EOS when reached; cancelled flag).
@@ -99,7 +110,7 @@ def greedy_loop(
     for i in range(decode.max_new_tokens):
         if should_stop is not None and should_stop():
             return results, True
-        tokens = next_tokens(logits, generated, decode)  # [b]
+        tokens = next_tokens(logits, generated, decode, answer_format)  # [b]
         for r, t, done in zip(rows.tolist(), tokens.tolist(), finished.tolist(), strict=True):
             if not done:
                 results[r].append(t)
@@ -126,6 +137,7 @@ def greedy_decode(
     *,
     should_stop: Callable[[], bool] | None = None,
     compact_fraction: float = 0.25,
+    answer_format: AnswerFormat | None = None,
 ) -> tuple[list[list[int]], bool]:
     """Greedy-decode a left-padded batch with the transformers forward (:func:`greedy_loop`).
 
@@ -179,4 +191,5 @@ def greedy_decode(
         drop=drop,
         should_stop=should_stop,
         compact_fraction=compact_fraction,
+        answer_format=answer_format,
     )

@@ -423,6 +423,7 @@ def fast_greedy_decode(
     should_stop: Callable[[], bool] | None = None,
     compact_fraction: float = 0.0,
     attention: str = "auto",
+    answer_format: Any = None,
 ) -> tuple[list[list[int]], bool]:
     """:func:`llamo_plugin.model.greedy.greedy_decode` on :class:`LlamaDecoder`, for a batch
     made of prefill groups (``attention``: see :class:`LlamaDecoder`).
@@ -436,6 +437,8 @@ def fast_greedy_decode(
         compact_fraction: drop finished rows once at least this fraction of the running
             batch has finished (0: as soon as one has; dropping copies only the rows that
             move into the freed slots, so it pays off at once).
+        answer_format: an :class:`~llamo_plugin.model.answer_format.AnswerFormat` that keeps
+            every answer inside its format (constrained decoding), or None.
 
     Returns:
         (generated ids per row, up to and including EOS when reached; cancelled flag).
@@ -466,4 +469,5 @@ def fast_greedy_decode(
         drop=lambda finished: decoder.keep_rows(~finished),
         should_stop=should_stop,
         compact_fraction=compact_fraction,
+        answer_format=answer_format,
     )

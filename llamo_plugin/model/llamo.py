@@ -201,6 +201,11 @@ class LlamoModel(nn.Module):
         if not prompts:
             return []
         decode = decode or self.config.decode
+        fmt = None
+        if decode.answer_format:
+            from llamo_plugin.model.answer_format import answer_format_for
+
+            fmt = answer_format_for(self, decode.answer_format)
         batch = collate_prompts(prompts, self.tokenizer.pad_token_id, padding_side="left")
         embeds = self.inputs_embeds(batch, graph_tokens.to(self.device))
         kwargs: dict[str, Any] = {}
@@ -223,17 +228,23 @@ class LlamoModel(nn.Module):
             eos = self.tokenizer.eos_token_id
             if fast_llama and llama_decoder.supports(self.lm):
                 ids, cancelled = llama_decoder.fast_greedy_decode(
-                    self.lm, [(embeds, mask)], decode, eos, should_stop=should_stop
-                )
+                    self.lm, [(embeds, mask)], decode, eos, should_stop=should_stop,
+                    answer_format=fmt,
+                )  # fmt: skip
             else:
                 ids, cancelled = greedy_decode(
-                    self.lm, embeds, mask, decode, eos, should_stop=should_stop
-                )
+                    self.lm, embeds, mask, decode, eos, should_stop=should_stop,
+                    answer_format=fmt,
+                )  # fmt: skip
             if cancelled:
                 from llamo_plugin.errors import CancelledError
 
                 raise CancelledError("generation cancelled")
             return [self.decode_ids(row) for row in ids]
+        if fmt is not None:
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList([fmt.logits_processor()])
         if preallocate_cache:
             from llamo_plugin.model.kv_cache import preallocated_cache
 

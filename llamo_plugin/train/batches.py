@@ -20,6 +20,8 @@ class Example:
     instruction: Any
     answer: str
     task: str
+    #: finer type (the property target: ``homo``, ``lumo``, ``gap``, ``gap_pubchem_ev``)
+    qtype: str | None = None
 
 
 def load_examples(path: Path, max_records: int = 0, split: str = "train") -> list[Example]:
@@ -33,7 +35,11 @@ def load_examples(path: Path, max_records: int = 0, split: str = "train") -> lis
             rec = json.loads(line)
             if rec.get("split", "train") != split:
                 continue
-            out.append(Example(rec["smiles"], rec["instruction"], rec["answer"], rec["task"]))
+            out.append(
+                Example(
+                    rec["smiles"], rec["instruction"], rec["answer"], rec["task"], rec.get("qtype")
+                )
+            )
             if max_records and len(out) >= max_records:
                 break
     return out

@@ -1,9 +1,10 @@
 """Build every training file into one folder, with a manifest.
 
 Order: one shared context (evaluation keys, held-out slices), then property, description,
-QA, IUPAC (slow the first time: names are generated and cached) and facts (which uses the
-IUPAC names). The manifest (``manifest.json``) lists every file's records per split, bytes and
-sha256, each builder's statistics and wall time, the exclusion sizes and tool versions.
+QA, IUPAC (slow the first time: names are generated and cached), facts (which uses the
+IUPAC names) and the drug-like PubChem gaps. The manifest (``manifest.json``) lists every
+file's records per split, bytes and sha256, each builder's statistics and wall time, the
+exclusion sizes and tool versions.
 
 Default output: ``data/build/`` under the repository root (git-ignored by the ``build/``
 pattern); only ``llamo_plugin/resources/splits/*`` is meant to be committed.
@@ -27,7 +28,7 @@ from llamo_plugin.train.sources import repo_root, sha256_file
 
 logger = logging.getLogger(__name__)
 
-TASKS: tuple[str, ...] = ("property", "description", "qa", "iupac", "facts")
+TASKS: tuple[str, ...] = ("property", "description", "qa", "iupac", "facts", "pubchem_gap")
 MANIFEST = "manifest.json"
 
 
@@ -91,6 +92,7 @@ def build_all(
         build_facts,
         build_iupac,
         build_property,
+        build_pubchem_gap,
         build_qa,
     )
 
@@ -124,6 +126,14 @@ def build_all(
         elif task == "facts":
             stats[task] = build_facts.build(
                 out_dir=out_dir, seed=seed, max_molecules=max_molecules, context=ctx
+            )
+        elif task == "pubchem_gap":
+            stats[task] = build_pubchem_gap.build(
+                out_dir=out_dir,
+                seed=seed,
+                max_molecules=max_molecules,
+                write_splits=write_splits,
+                context=ctx,
             )
         logger.info("build: %s done in %.1f s", task, stats[task].wall_s)
 

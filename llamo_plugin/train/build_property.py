@@ -7,7 +7,8 @@ format_property_value`, e.g. ``-0.2482``). Splits, by molecule:
 - ``test``: the fixed, seeded 2,000-molecule split committed as
   ``llamo_plugin/resources/splits/qm9_property_test.csv`` (columns ``index, smiles, homo,
   lumo, gap``); its records use each property's default instruction;
-- ``val``: the QM9 val slice (1,000 molecules by default) for model selection;
+- ``val``: the QM9 val slice (1,000 molecules by default) for model selection (also written
+  as ``qm9_property_val.csv`` for ``llamo evaluate --task property --property-test``);
 - ``train``: every other QM9 molecule that is not an evaluation or held-out molecule (one per
   canonical isomeric SMILES), optionally subsampled to ``max_molecules``.
 """
@@ -25,7 +26,10 @@ from llamo_plugin.tasks import PROPERTIES, Property, Task, format_property_value
 from llamo_plugin.train.context import BuildContext, make_context, pick
 from llamo_plugin.train.records import BuildStats, InstructionRecord, write_jsonl
 from llamo_plugin.train.sources import QM9
-from llamo_plugin.train.splits import PROPERTY_TEST_FILE, write_property_test
+from llamo_plugin.train.splits import PROPERTY_TEST_FILE, PropertyTestRow, write_property_test
+
+#: The QM9 val slice as a split CSV (same columns as the test split; model selection only).
+PROPERTY_VAL_FILE = "qm9_property_val.csv"
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +134,16 @@ def build(
         path = out_dir / f"property_{split}.jsonl"
         stats.records[split] = write_jsonl(path, records)
         stats.files[split] = str(path)
+    # the val slice as a CSV too, for `llamo evaluate --task property --property-test`
+    val_csv = out_dir / PROPERTY_VAL_FILE
+    write_property_test(
+        val_csv,
+        [
+            PropertyTestRow(int(i), s, by_index[i].homo, by_index[i].lumo, by_index[i].gap)
+            for i, s in val
+        ],
+    )
+    stats.files["val_csv"] = str(val_csv)
     stats.molecules["test"] = len(ctx.plan.property_test)
     stats.wall_s = time.perf_counter() - t0
     logger.info("property: %s", stats.to_dict())

@@ -16,6 +16,7 @@ from llamo_plugin.errors import ConfigError
 from llamo_plugin.train.graph_pretrain import GraphPretrainConfig
 
 Part = Literal["graph", "projector", "lm"]
+PARTS = ("graph", "projector", "lm")
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,43 @@ class DataSource(FrozenConfig):
 
 
 @dataclass(frozen=True)
+class DecodedEvalConfig(FrozenConfig):
+    """Decoded validation of the property answers during a stage (the property read-out).
+
+    Every ``every_minutes`` of training, the model greedily decodes (format-constrained, as
+    at inference) the answers of the first ``molecules`` molecules of each file in ``files``
+    (their ``val`` records; per target) and scores them: per target MAE with unparseable
+    answers scored as the mean predictor, divided by the mean predictor's MAE on the same
+    rows; the selection score is the mean of these ratios (lower is better; 1.0 = no better
+    than the mean). The best-scoring weights are kept (``checkpoints/best.pt``) and become
+    the stage's result; the stage stops after ``patience`` evaluations without improvement
+    (0: it runs its whole budget). Teacher-forced val losses of ``loss_files`` (at most
+    ``loss_records`` each) are logged beside, to watch the rehearsed tasks.
+    """
+
+    files: tuple[str, ...] = ("property_val.jsonl",)
+    molecules: int = 200
+    every_minutes: float = 5.0
+    patience: int = 0
+    batch_size: int = 64
+    loss_files: tuple[str, ...] = ()
+    loss_records: int = 64
+
+    def __post_init__(self) -> None:
+        if self.every_minutes <= 0 or self.molecules < 1:
+            raise ConfigError("decoded_eval: every_minutes and molecules must be positive")
+
+
+@dataclass(frozen=True)
 class StageConfig(FrozenConfig):
-    """One training stage."""
+    """One training stage.
+
+    ``lr_multipliers`` scales the learning rate of a part (``{"graph": 0.1}``: the GIN keeps
+    learning, slowly, instead of being frozen). ``aux_property_weight`` adds a regression
+    loss on the graph tokens: a throw-away linear head on their mean predicts each property
+    example's standardised value (so the projector exposes the value to the LM directly).
+    ``decoded_eval`` selects the stage's weights by decoded property answers.
+    """
 
     name: str
     data: tuple[DataSource, ...]
@@ -52,11 +88,23 @@ class StageConfig(FrozenConfig):
     tokens_per_batch: int = 4096
     max_batch_size: int = 64
     grad_clip: float = 1.0
+    lr_multipliers: dict[str, float] = field(default_factory=dict)
+    aux_property_weight: float = 0.0
+    decoded_eval: DecodedEvalConfig | None = None
 
     def __post_init__(self) -> None:
-        bad = set(self.trainable) - {"graph", "projector", "lm"}
+        bad = set(self.trainable) - set(PARTS)
         if bad:
             raise ConfigError(f"stage {self.name}: unknown trainable parts {sorted(bad)}")
+        bad = set(self.lr_multipliers) - set(self.trainable)
+        if bad:
+            raise ConfigError(
+                f"stage {self.name}: lr_multipliers for parts that are not trainable {sorted(bad)}"
+            )
+        if any(not isinstance(v, int | float) or v <= 0 for v in self.lr_multipliers.values()):
+            raise ConfigError(f"stage {self.name}: lr_multipliers must be positive numbers")
+        if self.aux_property_weight < 0:
+            raise ConfigError(f"stage {self.name}: aux_property_weight must be >= 0")
         if not self.data:
             raise ConfigError(f"stage {self.name}: needs at least one data source")
         if self.max_minutes <= 0 and self.max_steps <= 0:
@@ -89,6 +137,11 @@ class TrainConfig(FrozenConfig):
     bf16_autocast: bool = False  # 6x slower than fp32 on CPUs without AVX512-BF16 (measured)
     num_threads: int = 0
     log_every_steps: int = 20
+    #: start from this model directory (its tokenizer, LM and graph weights; ``lm`` and
+    #: ``tokenizer`` are then unused); relative paths are relative to the repository root
+    init_from: str = ""
+    #: run the prompt start shared by a batch through the LM once (same loss, fewer FLOPs)
+    share_prompt_prefix: bool = True
 
     def __post_init__(self) -> None:
         if not self.stages:
@@ -96,5 +149,5 @@ class TrainConfig(FrozenConfig):
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ConfigError(f"stage names must be unique: {names}")
-        if "hidden_size" not in self.lm:
+        if not self.init_from and "hidden_size" not in self.lm:
             raise ConfigError("lm config needs hidden_size (and the other Llama sizes)")

@@ -34,6 +34,8 @@ from llamo_plugin.errors import ConfigError, InvalidSmilesError
 logger = logging.getLogger(__name__)
 
 QM9_TARGETS = ("homo", "lumo", "gap")
+#: The drug-like PubChem DFT gap (eV): its own target, never pooled with QM9's gap.
+PUBCHEM_TARGETS = ("gap_pubchem_ev",)
 ELEMENTS = ("C", "N", "O", "F", "S", "Cl", "Br", "P", "I")
 COUNT_TARGETS = (
     *(f"n_{e}" for e in ELEMENTS),
@@ -48,7 +50,7 @@ COUNT_TARGETS = (
     "rotatable_bonds",
     "tpsa",
 )
-TARGETS = (*QM9_TARGETS, *COUNT_TARGETS)
+TARGETS = (*QM9_TARGETS, *PUBCHEM_TARGETS, *COUNT_TARGETS)
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,15 @@ class GraphPretrainConfig(FrozenConfig):
     ``property_file``: property records (QM9 values by ``qtype``); ``val_file``: the held-out
     property records whose ``val`` split gives the reported validation MAE;
     ``molecule_files``: further record files whose training molecules get the RDKit count
-    targets only.
+    targets only; ``pubchem_gap_file`` (optional): drug-like PubChem gap records (eV,
+    ``llamo build-data``'s ``pubchem_gap_*.jsonl``), a separate target whose ``val`` split
+    is reported too.
     """
 
     property_file: str = "property_train.jsonl"
     val_file: str = "property_val.jsonl"
     molecule_files: tuple[str, ...] = ("description_train.jsonl",)
+    pubchem_gap_file: str = ""
     max_minutes: float = 10.0
     max_steps: int = 0
     batch_size: int = 128
@@ -132,6 +137,11 @@ def load_pretrain_set(
     prop_file = config.property_file if split == "train" else config.val_file
     for rec in _read_records(data_root / prop_file, split):
         qm9.setdefault(rec["smiles"], {})[rec["qtype"]] = float(rec["answer"])
+    if config.pubchem_gap_file:
+        path = data_root / config.pubchem_gap_file
+        sibling = path.with_name(path.name.replace("_train.", f"_{split}."))
+        for rec in _read_records(sibling if sibling.is_file() else path, split):
+            qm9.setdefault(rec["smiles"], {})[PUBCHEM_TARGETS[0]] = float(rec["answer"])
     order = list(qm9)
     if split == "train":
         for name in config.molecule_files:
@@ -151,7 +161,9 @@ def load_pretrain_set(
             continue
         graphs.append(mol_to_graph(mol))
         props = qm9[smiles]
-        rows.append([props.get(k, math.nan) for k in QM9_TARGETS] + count_targets(mol))
+        rows.append(
+            [props.get(k, math.nan) for k in (*QM9_TARGETS, *PUBCHEM_TARGETS)] + count_targets(mol)
+        )
     if skipped:
         logger.warning("graph pretraining: %d unparseable SMILES skipped", skipped)
     return PretrainSet(graphs, np.asarray(rows, dtype=np.float32).reshape(-1, len(TARGETS)))
@@ -272,7 +284,8 @@ def pretrain_graph_encoder(
 def evaluate_pretrain(
     encoder: Any, head: Any, val_set: PretrainSet, mean: np.ndarray, std: np.ndarray
 ) -> dict[str, float]:
-    """MAE in Hartree of the QM9 targets on ``val_set`` (eval-mode BatchNorm)."""
+    """MAE of the QM9 targets (Hartree) and the PubChem gap (eV, with its Spearman
+    correlation as ``gap_pubchem_ev_spearman``) on ``val_set`` (eval-mode BatchNorm)."""
     import torch
 
     from llamo_plugin.graph.batching import collate_graphs
@@ -287,9 +300,14 @@ def evaluate_pretrain(
             preds.append(head(pooled_levels(encoder, batch)).numpy())
     pred = np.concatenate(preds) * std + mean
     out = {}
-    for j, name in enumerate(QM9_TARGETS):
+    for j, name in enumerate((*QM9_TARGETS, *PUBCHEM_TARGETS)):
         ok = np.isfinite(val_set.targets[:, j])
         if ok.any():
             out[name] = round(float(np.abs(pred[ok, j] - val_set.targets[ok, j]).mean()), 5)
+        if name in PUBCHEM_TARGETS and ok.sum() > 2:
+            from llamo_plugin.eval.property import spearman
+
+            rho = spearman(list(val_set.targets[ok, j]), list(pred[ok, j]))
+            out[f"{name}_spearman"] = round(rho, 4) if rho is not None else None
     encoder.train()
     return out

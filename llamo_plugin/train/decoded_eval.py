@@ -1,0 +1,150 @@
+"""Decoded validation of property answers during training (checkpoint selection).
+
+The teacher-forced loss of a number says little about the number the model will *write*
+(v0's HOMO loss fell while its greedy answer stayed the training mean). So the property
+read-out stage is selected on what users get: greedy, format-constrained answers to each
+target's default instruction on held-out (``val``) molecules, scored as in ``llamo evaluate
+--task property``. See :class:`~llamo_plugin.train.config.DecodedEvalConfig`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TargetQuery:
+    """How a property target is asked and answered: default instruction, answer format
+    (a regex; decoding is constrained to it) and a token cap."""
+
+    instruction: str
+    answer_format: str
+    max_new_tokens: int
+
+
+def target_query(qtype: str) -> TargetQuery:
+    """The query of a property ``qtype`` (QM9 ``homo``/``lumo``/``gap`` or the PubChem gap)."""
+    from llamo_plugin.tasks import PROPERTIES, Property
+    from llamo_plugin.train import build_pubchem_gap
+
+    if qtype == build_pubchem_gap.QTYPE:
+        return TargetQuery(build_pubchem_gap.INSTRUCTIONS[0], build_pubchem_gap.ANSWER_FORMAT, 8)
+    spec = PROPERTIES[Property(qtype)]
+    return TargetQuery(spec.default_instruction, spec.answer_format, spec.max_new_tokens)
+
+
+def load_val_targets(path: Path, molecules: int) -> dict[str, list[tuple[str, float]]]:
+    """``{qtype: [(smiles, reference), ...]}`` for the first ``molecules`` distinct molecules
+    of the ``val`` records of ``path`` (file order, so the same rows every time)."""
+    chosen: list[str] = []
+    out: dict[str, list[tuple[str, float]]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            if rec.get("split") != "val" or rec.get("task") != "property":
+                continue
+            smiles = rec["smiles"]
+            if smiles not in chosen:
+                if len(chosen) >= molecules:
+                    continue
+                chosen.append(smiles)
+            out.setdefault(rec["qtype"], []).append((smiles, float(rec["answer"])))
+    return out
+
+
+def decode_answers(
+    model: Any, smiles: list[str], query: TargetQuery, batch_size: int = 64
+) -> list[str | None]:
+    """Greedy, format-constrained answers (``None`` for an invalid SMILES)."""
+    from llamo_plugin.config import DecodeConfig
+    from llamo_plugin.errors import InvalidSmilesError
+
+    decode = DecodeConfig(max_new_tokens=query.max_new_tokens, answer_format=query.answer_format)
+    out: list[str | None] = [None] * len(smiles)
+    ready = []
+    for i, s in enumerate(smiles):
+        try:
+            ready.append((i, model.prepare(s, query.instruction)))
+        except InvalidSmilesError:
+            continue
+    for start in range(0, len(ready), batch_size):
+        chunk = ready[start : start + batch_size]
+        graph_tokens = model.encode_graphs([p.graph for _, p in chunk])
+        gens = model.generate_with_graph_tokens(
+            [p.prompt for _, p in chunk], graph_tokens, decode, compact=True
+        )
+        for (i, _), gen in zip(chunk, gens, strict=True):
+            out[i] = gen.text
+    return out
+
+
+def score_targets(
+    references: dict[str, list[float]], answers: dict[str, list[str | None]]
+) -> dict[str, Any]:
+    """Per-target metrics (:func:`~llamo_plugin.eval.property.property_metrics`) and the
+    selection ``score``: the mean over targets of MAE (unparseable answers as the mean
+    predictor) divided by the mean predictor's MAE. Lower is better; 1.0 = the mean."""
+    from llamo_plugin.eval.property import parse_number, property_metrics
+
+    targets: dict[str, Any] = {}
+    ratios = []
+    for qtype, refs in references.items():
+        preds = [parse_number(a) for a in answers[qtype]]
+        m = property_metrics(refs, preds)
+        targets[qtype] = {
+            k: (round(v, 5) if isinstance(v, float) else v)
+            for k, v in m.items()
+            if k
+            in (
+                "n",
+                "n_unparseable",
+                "mae",
+                "mae_failures_as_mean",
+                "mae_mean_baseline",
+                "n_distinct",
+                "spearman",
+            )
+        }
+        base = m["mae_mean_baseline"] or 1.0
+        ratios.append(m["mae_failures_as_mean"] / base)
+    return {"score": sum(ratios) / len(ratios) if ratios else float("inf"), "targets": targets}
+
+
+class DecodedPropertyEval:
+    """The decoded validation of one stage (its files are read once)."""
+
+    def __init__(self, config: Any, data_root: Path) -> None:
+        self.config = config
+        self.rows: dict[str, list[tuple[str, float]]] = {}
+        for name in config.files:
+            path = Path(name) if Path(name).is_absolute() else data_root / name
+            for qtype, rows in load_val_targets(path, config.molecules).items():
+                self.rows.setdefault(qtype, []).extend(rows)
+        logger.info(
+            "decoded validation: %s",
+            ", ".join(f"{q} {len(r)}" for q, r in self.rows.items()),
+        )
+
+    def run(self, model: Any) -> dict[str, Any]:
+        """Decode and score every target (the model should be in eval mode)."""
+        import torch
+
+        t0 = time.time()
+        answers: dict[str, list[str | None]] = {}
+        with torch.inference_mode():
+            for qtype, rows in self.rows.items():
+                answers[qtype] = decode_answers(
+                    model, [s for s, _ in rows], target_query(qtype), self.config.batch_size
+                )
+        result = score_targets({q: [v for _, v in r] for q, r in self.rows.items()}, answers)
+        result["decode_s"] = round(time.time() - t0, 1)
+        return result

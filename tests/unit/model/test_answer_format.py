@@ -1,0 +1,77 @@
+"""Constrained decoding: a random model's answers match the format in every decode path."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from llamo_plugin.config import DecodeConfig
+from llamo_plugin.errors import ConfigError
+from llamo_plugin.model.answer_format import AnswerFormat
+from llamo_plugin.model.factory import tiny_random_model
+from llamo_plugin.tasks import PROPERTY_ANSWER_FORMAT
+from llamo_plugin.train.build_pubchem_gap import ANSWER_FORMAT as EV_FORMAT
+
+SMILES = ["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "OCC(O)CO", "C#N", "CCN"]
+
+
+@pytest.fixture(scope="module")
+def model():  # type: ignore[no-untyped-def]
+    return tiny_random_model(seed=5)
+
+
+def test_mask_follows_the_format(model) -> None:  # type: ignore[no-untyped-def]
+    fmt = AnswerFormat(model.tokenizer, PROPERTY_ANSWER_FORMAT)
+    tok = model.tokenizer
+    eos = tok.eos_token_id
+    start = fmt.allowed("")
+    assert not start[eos]  # an empty answer is not a number
+    allowed_texts = {fmt._texts[i] for i in torch.nonzero(start).flatten().tolist()}
+    assert allowed_texts
+    assert all(t.strip() == "" or t.strip()[0] in "-0" for t in allowed_texts)
+    assert fmt.allowed("-0.2482")[eos]  # complete: EOS allowed ...
+    assert int(fmt.allowed("-0.2482").sum()) == 1  # ... and nothing else
+    assert not fmt.allowed("-0.24")[eos]
+    # digits of the prefix do not matter (cache key), the shape does
+    assert torch.equal(fmt.allowed("-0.91"), fmt.allowed("-0.24"))
+
+
+@pytest.mark.parametrize("pattern", [PROPERTY_ANSWER_FORMAT, EV_FORMAT])
+@pytest.mark.parametrize("path", ["compact", "fast", "generate"])
+def test_every_decode_path_gives_well_formed_answers(model, pattern, path) -> None:  # type: ignore[no-untyped-def]
+    decode = DecodeConfig(max_new_tokens=12, answer_format=pattern)
+    prepared = [model.prepare(s, "Please provide the HOMO energy value for this molecule.")
+                for s in SMILES]  # fmt: skip
+    tokens = model.encode_graphs([p.graph for p in prepared])
+    gens = model.generate_with_graph_tokens(
+        [p.prompt for p in prepared],
+        tokens,
+        decode,
+        compact=path != "generate",
+        fast_llama=path == "fast",
+    )
+    for g in gens:
+        assert re.fullmatch(pattern, g.text), g.text
+        assert g.stop_reason == "eos"
+    # unconstrained, the random model does not write numbers (the test cannot pass trivially)
+    free = model.generate_with_graph_tokens(
+        [p.prompt for p in prepared], tokens, DecodeConfig(max_new_tokens=12), compact=True
+    )
+    assert not all(re.fullmatch(pattern, g.text) for g in free)
+
+
+def test_paths_agree(model) -> None:  # type: ignore[no-untyped-def]
+    decode = DecodeConfig(max_new_tokens=12, answer_format=PROPERTY_ANSWER_FORMAT)
+    prepared = [model.prepare(s, "What is the HOMO-LUMO gap?") for s in SMILES]
+    tokens = model.encode_graphs([p.graph for p in prepared])
+    prompts = [p.prompt for p in prepared]
+    a = model.generate_with_graph_tokens(prompts, tokens, decode, compact=True, fast_llama=False)
+    b = model.generate_with_graph_tokens(prompts, tokens, decode, compact=False)
+    assert [g.text for g in a] == [g.text for g in b]
+
+
+def test_decode_config_rejects_a_bad_regex() -> None:
+    with pytest.raises(ConfigError, match="regex"):
+        DecodeConfig(answer_format="(-?0\\.\\d{4}")
