@@ -8,12 +8,12 @@ from pathlib import Path
 import knime.extension as knext
 import pandas as pd
 import pytest
-from knime.extension import _table
 from knime.types.chemistry import SmilesValue
 
 from llamo_plugin.chem.opsin import java_available
 
-from .harness import load_extension, run
+from . import harness
+from .harness import JavaSide, load_extension, registered_nodes, run
 
 ext = load_extension()
 
@@ -55,15 +55,16 @@ def _table_200() -> pd.DataFrame:
 
 @pytest.fixture(autouse=True)
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_table, "BATCH_ROWS", 64)
+    monkeypatch.setattr(harness, "BATCH_ROWS", 64)
 
 
 def test_nodes_are_registered_with_stable_ids_and_docs() -> None:
     ids = {"llamo-model-selector", "llamo-description", "llamo-property", "llamo-iupac", "llamo-qa"}
-    assert ids <= set(knext.REGISTRY)
-    root = Path(ext.__file__).resolve().parents[1]
+    nodes = registered_nodes()
+    assert ids <= set(nodes)
+    root = harness.ROOT  # icon paths are relative to the folder holding knime.yml
     for node_id in ids:
-        info = knext.REGISTRY[node_id]
+        info = nodes[node_id]
         assert info.short_description and info.short_description.endswith(".")
         assert (root / info.icon_path).is_file(), info.icon_path
         assert info.category == "/community/llamo"
@@ -187,7 +188,7 @@ def test_cancel_inside_execution() -> None:
             ext.MoleculeDescription,
             model,
             knext.Table.from_pandas(df),
-            ctx=knext.ExecutionContext(cancel_after=5),
+            java=JavaSide(cancel_after=5),
         )
 
 
@@ -215,7 +216,7 @@ def test_empty_table_gives_typed_empty_output() -> None:
 
 
 def test_model_port_spec_is_forward_compatible() -> None:
-    from model_port import LlamoModelSpec
+    LlamoModelSpec = ext.LlamoModelSpec  # noqa: N806
 
     old = LlamoModelSpec.deserialize({"source": "embedded", "device": "cpu"})  # older workflow
     assert old.server_url == "" and old.device == "cpu"

@@ -1,43 +1,22 @@
-"""Stand-in of ``knime.extension`` (tests only; see tests/knime_standin/README.md)."""
+"""Stand-in of ``knime.extension`` (tests only; see tests/knime_standin/README.md).
 
-from knime.extension._nodes import (
-    REGISTRY,
-    ConfigurationContext,
-    Credential,
-    ExecutionContext,
-    InvalidParametersError,
-    NodeType,
-    PortObject,
-    PortObjectSpec,
-    PortType,
-    category,
-    input_port,
-    input_table,
-    node,
-    output_port,
-    output_table,
-    port_type,
-)
-from knime.extension._params import (
-    BoolParameter,
-    ColumnParameter,
-    DoubleParameter,
-    EnumParameter,
-    EnumParameterOptions,
-    IntParameter,
-    MultiColumnParameter,
-    MultilineStringParameter,
-    StringParameter,
-    extract_parameters,
-    inject_parameters,
-    parameter_group,
-    validate_parameters,
-)
-from knime.extension._table import BatchOutputTable, Table, register_logical_class
-from knime.extension._types import (
+Exports only names that the real ``knime.extension`` exports, with the real parameters and
+defaults (tests/nodes/test_conformance.py checks this against the fact sheet). What only the
+backend uses (``extract_parameters``, ``validate_specs``, the node registry, ``Credential``)
+lives in the submodules, as in KNIME.
+"""
+
+from knime.api.schema import (
     Column,
+    DictEncodingKeyType,
     KnimeType,
+    ListType,
+    LogicalType,
+    PortObjectSpec,
+    PrimitiveType,
+    PrimitiveTypeId,
     Schema,
+    StructType,
     blob,
     bool_,
     double,
@@ -47,26 +26,62 @@ from knime.extension._types import (
     logical,
     null,
     string,
+    struct,
+)
+from knime.api.table import BatchOutputTable, Table
+from knime.extension.nodes import (
+    ConfigurationContext,
+    DialogCreationContext,
+    ExecutionContext,
+    InvalidParametersError,
+    NodeType,
+    Port,
+    PortObject,
+    PortType,
+    category,
+    input_port,
+    input_table,
+    node,
+    output_port,
+    output_table,
+    port_type,
+)
+from knime.extension.parameter import (
+    BoolParameter,
+    ColumnParameter,
+    DoubleParameter,
+    EnumParameter,
+    EnumParameterOptions,
+    IntParameter,
+    LayoutDirection,
+    StringParameter,
+    parameter_group,
 )
 
 
-def _register_chemistry() -> None:
+def _register_chemistry_plugin() -> None:
+    """What KNIME's chemistry types plugin registers (plugin.xml value factories)."""
+    from knime.api import schema as ks
     from knime.types.chemistry import SmilesAdapterValue, SmilesValue
 
-    register_logical_class(SmilesValue)
-    register_logical_class(SmilesAdapterValue)
+    ks._register_value_type(SmilesValue, "org.knime.chem.types.SmilesCellValueFactory", string())
+    ks._register_value_type(
+        SmilesAdapterValue,
+        "org.knime.chem.types.SmilesAdapterCellValueFactory",
+        struct(string(), string()),
+    )
 
 
-_register_chemistry()
+_register_chemistry_plugin()
 
 __all__ = [
-    "REGISTRY",
     "BatchOutputTable",
     "BoolParameter",
     "Column",
     "ColumnParameter",
     "ConfigurationContext",
-    "Credential",
+    "DialogCreationContext",
+    "DictEncodingKeyType",
     "DoubleParameter",
     "EnumParameter",
     "EnumParameterOptions",
@@ -74,21 +89,24 @@ __all__ = [
     "IntParameter",
     "InvalidParametersError",
     "KnimeType",
-    "MultiColumnParameter",
-    "MultilineStringParameter",
+    "LayoutDirection",
+    "ListType",
+    "LogicalType",
     "NodeType",
+    "Port",
     "PortObject",
     "PortObjectSpec",
     "PortType",
+    "PrimitiveType",
+    "PrimitiveTypeId",
     "Schema",
     "StringParameter",
+    "StructType",
     "Table",
     "blob",
     "bool_",
     "category",
     "double",
-    "extract_parameters",
-    "inject_parameters",
     "input_port",
     "input_table",
     "int32",
@@ -102,5 +120,5 @@ __all__ = [
     "parameter_group",
     "port_type",
     "string",
-    "validate_parameters",
+    "struct",
 ]

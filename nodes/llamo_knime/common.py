@@ -14,6 +14,11 @@ import knime.extension as knext
 
 logger = logging.getLogger(__name__)
 
+#: Input port of the molecule table: every annotating node takes the LLaMo model port first
+#: (input 0) and the table second. KNIME checks each column parameter against the spec at its
+#: ``port_index`` before configure and when building the dialog (a non-table -> TypeError).
+TABLE_PORT = 1
+
 
 class MissingHandling(knext.EnumParameterOptions):
     MISSING = (
@@ -45,8 +50,20 @@ def smiles_parameter() -> Any:
         "The column holding the molecules (string or SMILES type). "
         "Chosen automatically when empty: a SMILES-typed column first, then a string column "
         "named like 'smiles', then the first string column.",
+        port_index=TABLE_PORT,
         column_filter=is_smiles_column,
     )
+
+
+def chosen_column(value: str | None) -> str | None:
+    """A column parameter's value, or None for "no column".
+
+    KNIME gives ``None`` (nothing chosen; a saved ``""`` reads back as None) or, from 5.8
+    on, the string ``"<none>"`` (``knext.ColumnParameter.NONE``) when "None" is selected.
+    """
+    if value is None or value == "" or value == knext.ColumnParameter.NONE:
+        return None
+    return value
 
 
 def missing_parameter() -> Any:
@@ -78,19 +95,18 @@ def model_column_parameter() -> Any:
 def pick_smiles_column(node: Any, schema: Any) -> str:
     """Check or auto-select the SMILES column (assigned back to the node)."""
     columns = [c for c in schema if is_smiles_column(c)]
-    if node.smiles_column is None:
+    chosen = chosen_column(node.smiles_column)
+    if chosen is None:
         if not columns:
             raise knext.InvalidParametersError("the input table has no string or SMILES column")
         typed = [c for c in columns if c.ktype != knext.string()]  # KNIME SMILES types first
         named = [c for c in columns if "smiles" in c.name.lower()]
-        node.smiles_column = (typed or named or columns)[0].name
-    elif node.smiles_column not in schema.column_names:
-        raise knext.InvalidParametersError(f"column {node.smiles_column!r} is not in the input")
-    elif not any(c.name == node.smiles_column for c in columns):
-        raise knext.InvalidParametersError(
-            f"column {node.smiles_column!r} is not a string or SMILES column"
-        )
-    return node.smiles_column
+        node.smiles_column = chosen = (typed or named or columns)[0].name  # KNIME keeps it
+    elif chosen not in schema.column_names:
+        raise knext.InvalidParametersError(f"column {chosen!r} is not in the input")
+    elif not any(c.name == chosen for c in columns):
+        raise knext.InvalidParametersError(f"column {chosen!r} is not a string or SMILES column")
+    return chosen
 
 
 def unique_names(wanted: list[str], existing: list[str]) -> list[str]:
@@ -143,13 +159,9 @@ def run_batches(
     for batch in table.batches():
         if cancelled():
             raise RuntimeError("Execution canceled.")
-        arrow = batch.to_pyarrow()
-        smiles = [None if v is None else str(v) for v in arrow.column(smiles_column).to_pylist()]
-        questions = (
-            None
-            if question_column is None
-            else [None if v is None else str(v) for v in arrow.column(question_column).to_pylist()]
-        )
+        arrow = batch.to_pyarrow()  # in KNIME a pyarrow.RecordBatch, <RowID> first
+        smiles = _texts(arrow, smiles_column)
+        questions = None if question_column is None else _texts(arrow, question_column)
         try:
             values = annotator.annotate(smiles, questions, should_stop=cancelled)
         except CancelledError as exc:
@@ -164,6 +176,19 @@ def run_batches(
     if out.num_batches == 0:  # zero-row input: zero rows with the typed columns
         out.append(_with_columns(table.to_pyarrow(), [[] for _ in keys], names, kinds))
     return out
+
+
+def _texts(arrow: Any, name: str) -> list[str | None]:
+    """A column's cells as plain strings (None for missing).
+
+    ``arrow`` is a ``pyarrow.RecordBatch`` in KNIME (a ``pyarrow.Table`` for a whole table);
+    both take a column index. SMILES-typed columns are KNIME extension arrays whose cells
+    decode to ``SmilesValue`` (a ``str`` subclass); ``str()`` makes them plain strings.
+    """
+    index = arrow.schema.get_field_index(name)
+    if index < 0:  # -1 would silently pick the last column
+        raise KeyError(f"column {name!r} is not in the input")
+    return [None if v is None else str(v) for v in arrow.column(index).to_pylist()]
 
 
 def _with_columns(arrow: Any, columns: list[list[Any]], names: list[str], kinds: list[str]) -> Any:

@@ -1,4 +1,4 @@
-"""LLaMo nodes for KNIME (``extension_module`` of knime.yml).
+"""The five LLaMo nodes.
 
 Model Selector -> Molecule Description / Molecular Property Prediction / IUPAC Name /
 Molecule Q&A. Node ids and the model port id are stable: renaming a class here would orphan
@@ -11,7 +11,10 @@ import logging
 from typing import Any
 
 import knime.extension as knext
-from common import (
+
+from .common import (
+    TABLE_PORT,
+    chosen_column,
     error_column_parameter,
     missing_parameter,
     model_column_parameter,
@@ -21,7 +24,7 @@ from common import (
     smiles_parameter,
     unique_names,
 )
-from model_port import LlamoModelObject, LlamoModelSpec, llamo_model_port_type
+from .model_port import LlamoModelObject, LlamoModelSpec, llamo_model_port_type
 
 logger = logging.getLogger(__name__)
 
@@ -370,7 +373,10 @@ class MoleculeQA:
         "What is the molecular formula of this molecule?",
     )
     question_column = knext.ColumnParameter(
-        "Question column", "Optional: one question per row.", include_none_column=True
+        "Question column",
+        "Optional: one question per row (None: the question above for every row).",
+        port_index=TABLE_PORT,
+        include_none_column=True,
     )
     answer_column = knext.StringParameter("Answer column", "Name of the new column.", "Answer")
     on_missing = missing_parameter()
@@ -385,11 +391,10 @@ class MoleculeQA:
         )
 
     def configure(self, ctx: Any, model_spec: Any, schema: Any) -> Any:
-        if self.question_column and self.question_column not in schema.column_names:
-            raise knext.InvalidParametersError(
-                f"column {self.question_column!r} is not in the input"
-            )
-        if not self.question_column and not self.question.strip():
+        question_column = chosen_column(self.question_column)
+        if question_column is not None and question_column not in schema.column_names:
+            raise knext.InvalidParametersError(f"column {question_column!r} is not in the input")
+        if question_column is None and not self.question.strip():
             raise knext.InvalidParametersError("give a question or a question column")
         _, names, kinds = self._columns()
         return _configure(self, model_spec, schema, names, kinds)
@@ -397,21 +402,14 @@ class MoleculeQA:
     def execute(self, ctx: Any, model: Any, table: Any) -> Any:
         from llamo_plugin.annotate import AnnotateOptions
 
+        question_column = chosen_column(self.question_column)
         keys, names, kinds = self._columns()
         options = AnnotateOptions(
             tasks=("qa",),
             question=self.question,
-            question_column=self.question_column or "",
+            question_column=question_column or "",
             fail_on_error=self.on_missing == "FAIL",
         )
         return _execute(
-            self,
-            ctx,
-            model,
-            table,
-            options,
-            keys,
-            kinds,
-            names,
-            question_column=self.question_column or None,
+            self, ctx, model, table, options, keys, kinds, names, question_column=question_column
         )
