@@ -13,8 +13,12 @@ caller keeps its input columns untouched and appends these):
   (``model``, or ``openclatura`` when the model's name did not round-trip exactly and the
   rule-based fallback did);
 - ``qa``: ``answer`` to one question for all rows or a question column;
-- always ``llamo_error``: why a row has missing outputs (invalid SMILES, missing question),
-  missing otherwise.
+- always ``llamo_domain``: ``in_domain``, or ``outside: <reasons>`` when the molecule's
+  elements, size, charges or radicals lie outside what the model was trained on (its answers
+  are then extrapolation; :mod:`llamo_plugin.chem.domain`), missing for invalid rows;
+- always ``llamo_error``: why a row has missing outputs, starting with a status
+  (``invalid_smiles``, ``too_large``, ``missing_instruction``, ``unparseable_answer``,
+  ``unreadable_record``) and quoting the input briefly; missing otherwise.
 
 Bad rows are data: they get missing outputs and an error, never an exception (unless
 ``fail_on_error``, which raises :class:`RowError` naming the first bad row).
@@ -28,8 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from llamo_plugin.chem.smiles import SmilesLimits
 from llamo_plugin.config import DecodeConfig, FrozenConfig
-from llamo_plugin.errors import ConfigError, LlamoError
+from llamo_plugin.errors import ConfigError, LlamoError, brief
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,7 @@ TASKS = ("description", "property", "iupac", "qa")
 PROPERTY_NAMES = ("homo", "lumo", "gap")
 HARTREE_TO_EV = 27.211386245988
 ERROR_COLUMN = "llamo_error"
+DOMAIN_COLUMN = "llamo_domain"
 
 
 class RowError(LlamoError):
@@ -46,7 +52,7 @@ class RowError(LlamoError):
     """
 
     def __init__(self, row: int, value: Any, reason: str) -> None:
-        super().__init__(f"row {row} ({value!r}): {reason}")
+        super().__init__(f"row {row} ({brief(value)}): {reason}")
         self.row = row
         self.reason = reason
 
@@ -63,6 +69,8 @@ class AnnotateOptions(FrozenConfig):
     question_column: str = ""
     nearest_neighbour: bool = False
     fail_on_error: bool = False
+    #: SMILES length and atom-count caps (longer or larger rows get status ``too_large``)
+    limits: SmilesLimits = field(default_factory=SmilesLimits)
 
     def __post_init__(self) -> None:
         bad = set(self.tasks) - set(TASKS)
@@ -90,6 +98,7 @@ def output_columns(options: AnnotateOptions) -> list[tuple[str, str]]:
         cols += [("iupac_name", "str"), ("iupac_roundtrip", "str"), ("iupac_source", "str")]
     if "qa" in options.tasks:
         cols.append(("answer", "str"))
+    cols.append((DOMAIN_COLUMN, "str"))
     cols.append((ERROR_COLUMN, "str"))
     return cols
 
@@ -117,11 +126,8 @@ class AnnotateStats:
 
 
 def _error_kind(message: str) -> str:
-    """A short kind for the summary: ``missing``, ``empty``, ``unparseable``, ..."""
-    for kind in ("missing instruction", "missing", "empty", "unparseable", "whitespace"):
-        if kind in message:
-            return kind.replace(" ", "_")
-    return "invalid"
+    """The status an error text starts with (``invalid_smiles: ...`` -> ``invalid_smiles``)."""
+    return message.split(":", 1)[0]
 
 
 class Annotator:
@@ -136,7 +142,9 @@ class Annotator:
     def _run(
         self, smiles: Sequence[Any], instruction: Any, task: str, decode: DecodeConfig, **kw: Any
     ) -> list[Any]:
-        rows = self.pipeline.run(smiles, instruction, task=task, decode=decode, **kw)
+        rows = self.pipeline.run(
+            smiles, instruction, task=task, decode=decode, limits=self.options.limits, **kw
+        )
         self.stats.cache_hits += self.pipeline.stats.cache_hits
         self.stats.generated += self.pipeline.stats.generated
         return rows
@@ -148,10 +156,13 @@ class Annotator:
         *,
         progress: Any = None,
         should_stop: Any = None,
+        read_errors: Sequence[str | None] | None = None,
     ) -> dict[str, list[Any]]:
         """Output columns (name -> values, one per row) for one batch of SMILES.
 
         ``questions``: per-row questions (the ``question_column``); else ``options.question``.
+        ``read_errors``: per row, why the table reader could not read it (the row's error
+        then says so rather than "missing SMILES").
         """
         from llamo_plugin.eval.property import parse_number
         from llamo_plugin.tasks import DESCRIPTION, IUPAC, PROPERTIES, QA_MAX_NEW_TOKENS, Property
@@ -160,7 +171,7 @@ class Annotator:
         n = len(smiles)
         model_decode = self.pipeline.model.config.decode
         out: dict[str, list[Any]] = {}
-        errors: list[str | None] = [None] * n
+        errors: list[str | None] = list(read_errors) if read_errors is not None else [None] * n
         kw = {"progress": progress, "should_stop": should_stop}
 
         def note(rows: list[Any]) -> None:
@@ -199,10 +210,12 @@ class Annotator:
                 )
                 note(rows)
                 values = []
-                for r in rows:
+                for i, r in enumerate(rows):
                     v = parse_number(r.text) if r.status == "ok" else None
                     if r.status == "ok" and v is None:
                         self.stats.unparseable_numbers += 1
+                        if errors[i] is None:
+                            errors[i] = f"unparseable_answer: {name}: {brief(r.text, 100)}"
                     values.append(v)
                 out[f"{name}_hartree"] = values
                 if opts.add_ev:
@@ -227,6 +240,7 @@ class Annotator:
             )
             note(rows)
             out["answer"] = [r.text if r.status == "ok" else None for r in rows]
+        out[DOMAIN_COLUMN] = self._domain_column(smiles)
         out[ERROR_COLUMN] = errors
         self.stats.rows += n
         for e in errors:
@@ -236,6 +250,20 @@ class Annotator:
             bad = next((i for i, e in enumerate(errors) if e is not None), None)
             if bad is not None:
                 raise RowError(bad, smiles[bad], str(errors[bad]))
+        return out
+
+    def _domain_column(self, smiles: Sequence[Any]) -> list[str | None]:
+        """``llamo_domain`` per row (each distinct SMILES checked once)."""
+        from llamo_plugin.chem.domain import domain_status
+
+        domain = self.pipeline.model.config.domain
+        seen: dict[Any, str | None] = {}
+        out: list[str | None] = []
+        for s in smiles:
+            key = s if isinstance(s, str) else None
+            if key not in seen:
+                seen[key] = domain_status(s, domain) if key is not None else None
+            out.append(seen[key])
         return out
 
     def _iupac_columns(self, rows: list[Any]) -> dict[str, list[Any]]:

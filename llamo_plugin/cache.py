@@ -5,10 +5,15 @@ decoding settings), so a different model, wording or decoding never reads a stal
 Each batch of answers is written in one transaction: an interrupted run keeps every batch it
 finished and nothing half-written. Several processes (KNIME nodes, Ray workers, CLI runs) may
 share one file; writers wait for each other (``busy_timeout``) instead of failing.
+
+A damaged cache file (truncated, overwritten, a bad page met mid-run) is only a lost cache:
+it is moved aside (kept for inspection, ``answers.sqlite.corrupt-<time>``) with a warning and
+the run continues with a fresh one, instead of every later run failing on the default file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -51,25 +56,82 @@ def default_cache_path() -> Path:
     return Path.home() / ".cache" / "llamo-plugin" / "answers.sqlite"
 
 
+def is_corruption(exc: BaseException) -> bool:
+    """Whether an sqlite3 error means a damaged file (not a busy or locked database)."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    name = getattr(exc, "sqlite_errorname", "")
+    if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+        return True
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text
+
+
 class AnswerCache:
     """Key -> :class:`CachedAnswer` store in one SQLite file."""
 
     def __init__(self, path: str | Path, timeout_s: float = 60.0) -> None:
         self.path = Path(path)
+        self.timeout_s = timeout_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
-        self._conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS answers ("
-            " key TEXT PRIMARY KEY, text TEXT NOT NULL, stop_reason TEXT NOT NULL,"
-            " created REAL NOT NULL)"
+        #: where a damaged file was moved this session (None: none was)
+        self.quarantined: Path | None = None
+        try:
+            self._conn = self._open()
+        except sqlite3.DatabaseError as exc:
+            if not is_corruption(exc):
+                raise
+            self._recover(exc)
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS answers ("
+                " key TEXT PRIMARY KEY, text TEXT NOT NULL, stop_reason TEXT NOT NULL,"
+                " created REAL NOT NULL)"
+            )
+            conn.execute("SELECT key FROM answers LIMIT 1").fetchall()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _recover(self, exc: BaseException) -> None:
+        """Move the damaged file (and its WAL/SHM companions) aside and open a fresh one."""
+        with contextlib.suppress(Exception):
+            self._conn.close()
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                src.replace(Path(f"{aside}{suffix}"))
+        self.quarantined = aside
+        logger.warning(
+            "answer cache %s is damaged (%s): moved to %s; continuing with a fresh cache",
+            self.path,
+            str(exc).splitlines()[0][:200],
+            aside.name,
         )
+        self._conn = self._open()
 
     def get_many(self, keys: Iterable[str]) -> dict[str, CachedAnswer]:
-        """The stored answers among ``keys``."""
+        """The stored answers among ``keys`` (none, if the file turns out damaged: it is
+        replaced by a fresh one)."""
         keys = list(dict.fromkeys(keys))
+        try:
+            return self._get_many(keys)
+        except sqlite3.DatabaseError as exc:
+            if not is_corruption(exc):
+                raise
+            self._recover(exc)
+            return {}
+
+    def _get_many(self, keys: list[str]) -> dict[str, CachedAnswer]:
         found: dict[str, CachedAnswer] = {}
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
@@ -82,9 +144,19 @@ class AnswerCache:
         return found
 
     def put_many(self, items: Mapping[str, CachedAnswer]) -> None:
-        """Store ``items`` in one transaction (all or nothing)."""
+        """Store ``items`` in one transaction (all or nothing); into a fresh file if this one
+        turns out damaged."""
         if not items:
             return
+        try:
+            self._put_many(items)
+        except sqlite3.DatabaseError as exc:
+            if not is_corruption(exc):
+                raise
+            self._recover(exc)
+            self._put_many(items)
+
+    def _put_many(self, items: Mapping[str, CachedAnswer]) -> None:
         now = time.time()
         rows = [(k, v.text, v.stop_reason, now) for k, v in items.items()]
         self._conn.execute("BEGIN IMMEDIATE")
@@ -96,7 +168,8 @@ class AnswerCache:
             )
             self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
             raise
 
     def __len__(self) -> int:

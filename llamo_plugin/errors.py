@@ -7,6 +7,24 @@ message.
 
 from __future__ import annotations
 
+from typing import Any
+
+#: Longest quote of an input in a message (a 100,000-character SMILES must not fill a cell).
+QUOTE_MAX_CHARS = 200
+
+
+def brief(value: Any, limit: int = QUOTE_MAX_CHARS) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, saying how long the original was.
+
+    >>> brief("C" * 1000, 10)
+    "'CCCCCCCCC… (1,000 characters)"
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value):,} characters)" if isinstance(value, str) else ""
+    return text[: limit - 1] + "…" + size
+
 
 class LlamoError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -17,13 +35,17 @@ class InvalidSmilesError(LlamoError, ValueError):
 
     Attributes:
         smiles: the offending input (may be ``None`` for a missing cell).
-        reason: short machine-friendly reason: ``"empty"``, ``"missing"`` or ``"unparseable"``.
+        reason: short machine-friendly reason: ``"empty"``, ``"missing"``, ``"unparseable"``,
+            ``"bad_character"`` or ``"too_large"`` (over the length or atom-count cap).
+        detail: optional words on what exactly is wrong.
     """
 
-    def __init__(self, smiles: str | None, reason: str) -> None:
+    def __init__(self, smiles: Any, reason: str, detail: str = "") -> None:
         self.smiles = smiles
         self.reason = reason
-        super().__init__(f"invalid SMILES ({reason}): {smiles!r}")
+        self.detail = detail
+        what = f"{reason}, {detail}" if detail else reason
+        super().__init__(f"invalid SMILES ({what}): {brief(smiles)}")
 
 
 class ConfigError(LlamoError, ValueError):

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from llamo_plugin.backends.base import GenerationResult, LMBackend, PromptInputs, ShouldStop
 from llamo_plugin.backends.graph_onnx import GraphEncoder
 from llamo_plugin.cache import AnswerCache, CachedAnswer, cache_key
+from llamo_plugin.chem.smiles import DEFAULT_LIMITS, SmilesLimits
 from llamo_plugin.config import DecodeConfig
 from llamo_plugin.errors import CancelledError, InvalidSmilesError
 from llamo_plugin.workers import WorkerPool
@@ -40,7 +41,19 @@ from llamo_plugin.workers import WorkerPool
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-RowStatus = Literal["ok", "invalid_smiles"]
+RowStatus = Literal["ok", "invalid_smiles", "too_large", "missing_instruction"]
+
+
+def row_error(status: str, exc: InvalidSmilesError) -> str:
+    """The error text of a row whose SMILES was refused: its status, what is wrong, and the
+    input quoted briefly, e.g. ``too_large: 100,000 characters (limit 5,000): 'CCC…'``."""
+    from llamo_plugin.errors import brief
+
+    if exc.reason == "too_large":
+        what = exc.detail
+    else:
+        what = f"{exc.reason}, {exc.detail}" if exc.detail else exc.reason
+    return f"{status}: {what}" if exc.smiles is None else f"{status}: {what}: {brief(exc.smiles)}"
 
 
 @dataclass(frozen=True)
@@ -48,7 +61,9 @@ class RowResult:
     """One input row's answer.
 
     Attributes:
-        status: ``ok`` or ``invalid_smiles`` (then ``text`` is None and ``error`` says why).
+        status: ``ok``, or why there is no answer (then ``text`` is None and ``error``, which
+            starts with the status, says more): ``invalid_smiles``, ``too_large`` (over the
+            SMILES length or atom-count cap), ``missing_instruction``.
         text: the decoded answer.
         stop_reason: ``eos`` or ``length`` (the answer hit ``max_new_tokens``).
         cached: served from the persistent cache.
@@ -235,11 +250,13 @@ class Pipeline:
         decode: DecodeConfig | None = None,
         progress: Progress | None = None,
         should_stop: ShouldStop | None = None,
+        limits: SmilesLimits = DEFAULT_LIMITS,
     ) -> list[RowResult]:
         """Answer ``instruction`` (one string, or one per row) for every SMILES, in order.
 
         ``task`` only names the request in cache keys (the instruction text decides what the
-        model is asked). Raises ``CancelledError`` when ``should_stop()`` turns true.
+        model is asked). ``limits``: SMILES over them get status ``too_large`` unparsed.
+        Raises ``CancelledError`` when ``should_stop()`` turns true.
         """
         from llamo_plugin.chem.smiles import parse_smiles
 
@@ -259,13 +276,16 @@ class Pipeline:
         molecules: dict[tuple[str, str], Any] = {}
         for row, (s, instr) in enumerate(zip(smiles, instructions, strict=True)):
             if not isinstance(instr, str) or not instr.strip():
-                results[row] = RowResult(s, "invalid_smiles", error="missing instruction")
+                results[row] = RowResult(
+                    s, "missing_instruction", error="missing_instruction: no question"
+                )
                 stats.invalid += 1
                 continue
             try:
-                mol = parse_smiles(s)
+                mol = parse_smiles(s, limits)
             except InvalidSmilesError as exc:
-                results[row] = RowResult(s, "invalid_smiles", error=str(exc))
+                status: RowStatus = "too_large" if exc.reason == "too_large" else "invalid_smiles"
+                results[row] = RowResult(s, status, error=row_error(status, exc))
                 stats.invalid += 1
                 continue
             key = (mol.isomeric_smiles, instr.strip())
@@ -350,13 +370,13 @@ def load_pipeline(
     """
     from llamo_plugin.backends.graph_onnx import OnnxGraphEncoder
     from llamo_plugin.checkpoint.format import ONNX_GRAPH
-    from llamo_plugin.registry import embedded_model_dir, load_model_or_tiny
+    from llamo_plugin.registry import load_model_or_default, resolve_model_dir
     from llamo_plugin.workers import start_workers
 
     torch_device = _torch_device(device)
-    model = load_model_or_tiny(model_dir, device=torch_device)
-    path = Path(model_dir) if model_dir is not None else embedded_model_dir()
-    onnx_file = path / ONNX_GRAPH if path is not None else None
+    model = load_model_or_default(model_dir, device=torch_device)
+    path = resolve_model_dir(model_dir)
+    onnx_file = path / ONNX_GRAPH
     encoder: GraphEncoder | None = None
     if graph == "onnx" or (graph == "auto" and onnx_file is not None and onnx_file.is_file()):
         if onnx_file is None or not onnx_file.is_file():
@@ -371,7 +391,7 @@ def load_pipeline(
         if path is None:
             raise FileNotFoundError("the vllm backend needs a model directory")
         lm_backend = VLLMBackend(path, model)
-    pool = start_workers(model, path, workers, graph=graph, backend=backend)
+    pool = start_workers(model, path, workers, graph=graph, backend=backend, threads=graph_threads)
     cache = AnswerCache(cache_path) if cache_path is not None else None
     return Pipeline(
         model,

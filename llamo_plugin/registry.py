@@ -1,8 +1,9 @@
 """Where models come from: the embedded default model shipped in the package, or a directory.
 
-A build without the embedded model (e.g. a trimmed source tree) makes
-:func:`load_model_or_tiny` fall back to a tiny random model, and say so loudly (its answers are
-noise; it only exercises the plumbing).
+A model is the model asked for, or an error: a build whose embedded model is missing or
+incomplete fails with :class:`~llamo_plugin.errors.CheckpointError` (a random model would fill
+the output with noise that looks like answers). The tiny random model of
+:func:`llamo_plugin.model.factory.tiny_random_model` is for tests and explicit requests only.
 """
 
 from __future__ import annotations
@@ -18,25 +19,29 @@ logger = logging.getLogger(__name__)
 EMBEDDED_MODEL = "resources/models/default"
 
 
-def embedded_model_dir() -> Path | None:
-    """The embedded default model directory, or ``None`` if this build ships none."""
-    path = Path(str(resources.files("llamo_plugin") / EMBEDDED_MODEL))
-    return path if (path / "manifest.json").is_file() else None
+def embedded_model_dir() -> Path:
+    """The embedded default model directory (loading it checks that it is complete)."""
+    return Path(str(resources.files("llamo_plugin") / EMBEDDED_MODEL))
 
 
-def load_model_or_tiny(model_dir: str | Path | None = None, *, device: str = "cpu") -> Any:
-    """Load ``model_dir``, else the embedded model, else a tiny random model (with a warning)."""
+def resolve_model_dir(model_dir: str | Path | None) -> Path:
+    """``model_dir``, or the embedded model's directory when None."""
+    return Path(model_dir) if model_dir is not None else embedded_model_dir()
+
+
+def load_model_or_default(model_dir: str | Path | None = None, *, device: str = "cpu") -> Any:
+    """Load ``model_dir``, else the embedded model; ``CheckpointError`` when it is missing,
+    incomplete or corrupted."""
     from llamo_plugin.checkpoint.format import load_model
+    from llamo_plugin.errors import CheckpointError
 
-    if model_dir is not None:
-        return load_model(model_dir, device=device)
-    embedded = embedded_model_dir()
-    if embedded is not None:
-        return load_model(embedded, device=device)
-    from llamo_plugin.model.factory import tiny_random_model
-
-    logger.warning(
-        "no embedded model in this build: using a TINY RANDOM model; "
-        "its answers are meaningless and only show the pipeline working"
-    )
-    return tiny_random_model()
+    path = resolve_model_dir(model_dir)
+    try:
+        return load_model(path, device=device)
+    except CheckpointError as exc:
+        if model_dir is None:
+            raise CheckpointError(
+                f"the embedded model of this installation is unusable ({exc}); reinstall "
+                "llamo-plugin or give a model directory"
+            ) from None
+        raise

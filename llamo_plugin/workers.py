@@ -83,6 +83,21 @@ def cpu_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def set_process_threads(threads: int | None = None) -> int:
+    """Give this process ``threads`` torch threads (default: its cores by CPU affinity, not
+    every core of the machine) and return the number; worker processes split them.
+
+    torch's OpenMP threads busy-wait between parallel regions; with more threads than free
+    cores (two jobs side by side each taking every core) they wait on each other, which made
+    two concurrent runs ~10x slower each instead of ~2x (docs/benchmarks.md).
+    """
+    import torch
+
+    n = max(1, threads if threads is not None else cpu_cores())
+    torch.set_num_threads(n)
+    return n
+
+
 def auto_workers(model: Any, device: str = "cpu") -> int:
     """Worker processes for ``workers="auto"``: one per core (at most
     :data:`AUTO_WORKERS_MAX`) for a small LM on CPU; 1 (in-process) on a GPU or for an LM of
@@ -102,22 +117,27 @@ def start_workers(
     *,
     graph: GraphChoice = "auto",
     backend: str = "hf",
+    threads: int | None = None,
 ) -> WorkerPool | None:
     """The worker processes a pipeline of ``model`` should use, started and ready; None where
     it runs in the calling process: ``workers`` is 1 (or ``"auto"`` gives 1,
     :func:`auto_workers`), or the set-up cannot use workers (a backend other than ``hf``, a
-    model without a directory, a GPU). Each worker gets ``cores // workers`` threads."""
+    model without a directory, a GPU). Each worker gets ``threads // workers`` threads
+    (``threads``: this job's share, default the cores by CPU affinity)."""
     if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int)
                               or workers < 1):  # fmt: skip
         raise ValueError(f"workers must be 'auto' or a positive integer, not {workers!r}")
     device = str(model.device)
+    budget = threads if threads is not None else cpu_cores()
     count = auto_workers(model, device) if workers == "auto" else int(workers)
+    if workers == "auto":
+        count = min(count, budget)
     if count > 1 and (backend != "hf" or model_dir is None or device != "cpu"):
         logger.info("worker processes need the hf backend on CPU and a model directory: 1")
         count = 1
     if count < 2:
         return None
-    spec = WorkerSpec(str(model_dir), graph=graph, threads=max(1, cpu_cores() // count))
+    spec = WorkerSpec(str(model_dir), graph=graph, threads=max(1, budget // count))
     return WorkerPool(spec, count)
 
 
@@ -142,6 +162,7 @@ def _serve(conn: Any, spec: WorkerSpec, stop: Any) -> None:  # pragma: no cover 
 
     # Ctrl-C reaches the whole process group: the calling process handles it (and stops us).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
     try:
         import torch
 
@@ -171,6 +192,24 @@ def _serve(conn: Any, spec: WorkerSpec, stop: Any) -> None:  # pragma: no cover 
             conn.send(("cancelled", None))
         except BaseException:
             conn.send(("error", traceback.format_exc()))
+
+
+def _exit_with_parent() -> None:  # pragma: no cover - subprocess
+    """End this worker as soon as its parent is gone (e.g. killed with SIGKILL, which no
+    handler sees): a thread waits on the parent's sentinel, then exits the process. Without
+    it a busy worker ran on until it met the broken pipe."""
+    import multiprocessing
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="llamo-parent-watch", daemon=True).start()
 
 
 def _warm_up(pipe: Any) -> None:  # pragma: no cover - subprocess

@@ -226,9 +226,18 @@ def load_model(
     tied = {"lm_head.weight"} if getattr(hf_config, "tie_word_embeddings", False) else set()
     _check_keys(skeleton.state_dict(), stored, str(lm_dir / LM_WEIGHTS), tied)
     del skeleton
-    lm = AutoModelForCausalLM.from_pretrained(
-        lm_dir, dtype=dtype if dtype is not None else "auto", local_files_only=True
-    ).to(device)
+    from transformers.utils import logging as hf_logging
+
+    # transformers' "Loading weights" bar, once per load (three times a run), is noise here.
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        lm = AutoModelForCausalLM.from_pretrained(
+            lm_dir, dtype=dtype if dtype is not None else "auto", local_files_only=True
+        ).to(device)
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
 
     with torch.device("meta"):
         model = LlamoModel(config, lm, tokenizer)

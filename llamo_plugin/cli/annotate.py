@@ -4,18 +4,27 @@ Streams INPUT (CSV, TSV, Parquet, SDF, SMILES) in batches through the same
 :class:`~llamo_plugin.annotate.Annotator` the KNIME nodes use and writes OUTPUT (CSV, TSV or
 Parquet, from the extension) with the input columns kept and the task columns appended. Bad
 rows are data (a missing value and an ``llamo_error``); the exit status is non-zero only for
-unusable input or options. A summary (rows, errors by kind, cache hits, time) ends the run.
+unusable input or options. A JSON summary (rows, errors by kind, cache hits, time) goes to
+stdout; logs and progress go to stderr.
+
+Nothing is lost: the output is written beside the target under a temporary name and renamed
+into place only when complete, an output that is the input is refused before anything is
+read, and Ctrl-C / SIGTERM end with a one-line message (exit 130 / 143), no output file, and
+every finished answer kept in the cache for the rerun.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -76,23 +85,100 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="stop at the first bad row instead of writing a missing value",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads of this run (default: the cores this process may use, by its CPU "
+        "affinity; worker processes share them)",
+    )
+    parser.add_argument(
+        "--max-smiles-chars",
+        type=int,
+        default=5_000,
+        help="longer SMILES get the row status too_large instead of being parsed",
+    )
+    parser.add_argument(
+        "--max-atoms",
+        type=int,
+        default=1_000,
+        help="SMILES with more atoms get the row status too_large",
+    )
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (raised in the main thread by the handler :func:`run` installs)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated
 
 
 def run(args: argparse.Namespace) -> int:
+    """Annotate; exit 0 (done), 1 (a bad row with ``--fail-on-error``), 2 (unusable input,
+    output, model or options), 130 (Ctrl-C) or 143 (SIGTERM). Nothing is written to the
+    output unless the run completes; answers finished before an interruption stay cached."""
+    import signal
+    import threading
+
+    handler_set = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if handler_set else None
+    state = _RunState()
+    try:
+        return _run(args, state)
+    except (KeyboardInterrupt, Terminated) as exc:
+        code = 130 if isinstance(exc, KeyboardInterrupt) else 143
+        state.cleanup()
+        logger.error("%s", state.interrupted_message(args, "interrupted" if code == 130 else
+                                                     "terminated"))  # fmt: skip
+        return code
+    finally:
+        state.cleanup()
+        if handler_set:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _RunState:
+    """What an interruption must clean up, and what it reports."""
+
+    def __init__(self) -> None:
+        self.writer: Any = None
+        self.pipe: Any = None
+        self.rows_done = 0
+        self.cache_path: Path | None = None
+
+    def cleanup(self) -> None:
+        if self.writer is not None:
+            self.writer.discard()
+        if self.pipe is not None:
+            pipe, self.pipe = self.pipe, None
+            pipe.close()
+
+    def interrupted_message(self, args: argparse.Namespace, what: str) -> str:
+        resume = (
+            f"answers computed so far are cached in {self.cache_path}: rerun the same "
+            "command to resume"
+            if self.cache_path is not None
+            else "rerun the same command to start again (--no-cache: nothing was kept)"
+        )
+        return f"{what} after {self.rows_done:,} rows; {args.output} not written; {resume}"
+
+
+def _run(args: argparse.Namespace, state: _RunState) -> int:
     from llamo_plugin.annotate import AnnotateOptions, Annotator, RowError, output_columns
     from llamo_plugin.cache import default_cache_path
+    from llamo_plugin.chem.smiles import SmilesLimits
     from llamo_plugin.errors import CheckpointError, ConfigError
     from llamo_plugin.pipeline import load_pipeline
     from llamo_plugin.tables import (
-        WRITE_FORMATS,
         TableError,
         TableWriter,
+        check_distinct_files,
         estimate_rows,
         find_smiles_column,
         read_batches,
-        table_format,
     )
-    from llamo_plugin.workers import WorkerError
+    from llamo_plugin.workers import WorkerError, set_process_threads
 
     try:
         options = AnnotateOptions(
@@ -104,71 +190,122 @@ def run(args: argparse.Namespace) -> int:
             question_column=args.question_column,
             nearest_neighbour=args.nearest_neighbour,
             fail_on_error=args.fail_on_error,
+            limits=SmilesLimits(max_chars=args.max_smiles_chars, max_atoms=args.max_atoms),
         )
         if args.batch_rows < 1:
             raise ConfigError("--batch-rows must be >= 1")
+        if args.threads is not None and args.threads < 1:
+            raise ConfigError("--threads must be >= 1")
+        check_distinct_files(args.input, args.output)  # before a single byte is read
+        columns = output_columns(options)
+        floats = {name for name, kind in columns if kind == "float"}
+        state.writer = TableWriter(args.output, floats)  # an unwritable output fails now
         batches = read_batches(args.input, args.batch_rows)
         first = next(batches)
-        smiles_col = find_smiles_column(list(first.columns), args.smiles_column)
-        if options.question_column and options.question_column not in first.columns:
+        smiles_col = find_smiles_column(list(first.frame.columns), args.smiles_column)
+        if options.question_column and options.question_column not in first.frame.columns:
             raise TableError(f"question column {options.question_column!r} not found")
-        table_format(args.output, WRITE_FORMATS)  # an unusable output fails before the work
     except (ConfigError, TableError) as exc:
         logger.error("%s", exc)
         return 2
     except StopIteration:
-        logger.error("%s: empty table", args.input)
+        logger.error("%s: empty table (no rows)", args.input)
         return 2
+    total = estimate_rows(args.input)
+    threads = set_process_threads(args.threads)
     try:
         cache = None if args.no_cache else (args.cache or default_cache_path())
         workers = args.workers
-        if workers == "auto" and estimate_rows(args.input) < AUTO_MIN_ROWS:
+        if workers == "auto" and total < AUTO_MIN_ROWS:
             workers = 1  # a small table: starting processes costs more than they save
-        pipe = load_pipeline(
+        state.pipe = pipe = load_pipeline(
             args.model,
             device=args.device,
             backend=args.backend,
             cache_path=cache,
             workers=workers,
+            graph_threads=threads,
         )
+        state.cache_path = cache
     except (CheckpointError, FileNotFoundError, WorkerError) as exc:
         logger.error("%s", exc)
         return 2
 
     annotator = Annotator(pipe, options)
-    columns = output_columns(options)
-    floats = {name for name, kind in columns if kind == "float"}
-    writer = TableWriter(args.output, floats)
     t0 = time.perf_counter()
-    done = 0
-    try:
-        for frame in itertools.chain([first], batches):
-            questions = list(frame[options.question_column]) if options.question_column else None
-            out = annotator.annotate(list(frame[smiles_col]), questions)
-            frame = frame.copy()
-            for name, _kind in columns:
-                target = name if name not in frame.columns else f"{name}_llamo"
-                frame[target] = out[name]
-            writer.write(frame)
-            done += len(frame)
-            rate = done / max(time.perf_counter() - t0, 1e-9)
-            logger.info("annotated %d rows (%.1f rows/s)", done, rate)
-    except RowError as exc:
-        logger.error("%s", exc)
-        return 1
-    except TableError as exc:
-        logger.error("%s", exc)
-        return 2
-    finally:
-        writer.close()
-        pipe.close()
+    with _progress(total, quiet=args.quiet) as bar:
+        try:
+            for batch in itertools.chain([first], batches):
+                frame = batch.frame
+                questions = (
+                    list(frame[options.question_column]) if options.question_column else None
+                )
+                out = annotator.annotate(
+                    list(frame[smiles_col]), questions, read_errors=batch.read_errors
+                )
+                frame = frame.copy()
+                for name, _kind in columns:
+                    target = name if name not in frame.columns else f"{name}_llamo"
+                    frame[target] = out[name]
+                state.writer.write(frame)
+                state.rows_done += len(frame)
+                bar.update(len(frame))
+            state.writer.commit()
+        except RowError as exc:
+            logger.error("%s", exc)
+            return 1
+        except TableError as exc:
+            logger.error("%s", exc)
+            return 2
     summary = {
         "input": str(args.input),
         "output": str(args.output),
         "model": pipe.model.config.name,
         "model_sha256": pipe.model.checksum,
         **annotator.stats.as_dict(),
+        "threads": threads,
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    sys.stderr.write(json.dumps(summary) + "\n")
+    sys.stdout.write(json.dumps(summary) + "\n")
     return 0
+
+
+class _LogProgress:
+    """Progress as a log line per batch (not a terminal, e.g. a pipeline's log file)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.t0 = time.perf_counter()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        elapsed = max(time.perf_counter() - self.t0, 1e-9)
+        rate = self.done / elapsed
+        if self.total > self.done:
+            eta = (self.total - self.done) / max(rate, 1e-9)
+            logger.info(
+                "annotated %s of ~%s rows (%.1f rows/s, ~%.0f s left)",
+                f"{self.done:,}", f"{self.total:,}", rate, eta,
+            )  # fmt: skip
+        else:
+            logger.info("annotated %s rows (%.1f rows/s)", f"{self.done:,}", rate)
+
+
+@contextlib.contextmanager
+def _progress(total: int, *, quiet: bool) -> Iterator[Any]:
+    """A tqdm bar with total and ETA on a terminal; log lines otherwise; nothing if quiet."""
+    if quiet:
+        yield _NoProgress()
+    elif sys.stderr.isatty():
+        from tqdm import tqdm
+
+        with tqdm(total=total or None, unit="rows", dynamic_ncols=True) as bar:
+            yield bar
+    else:
+        yield _LogProgress(total)
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass

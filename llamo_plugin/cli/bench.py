@@ -47,15 +47,15 @@ def run(args: argparse.Namespace) -> int:
 
     from llamo_plugin.bench import BenchOptions, run_bench
     from llamo_plugin.checkpoint.format import ONNX_GRAPH
-    from llamo_plugin.registry import embedded_model_dir, load_model_or_tiny
+    from llamo_plugin.registry import load_model_or_default, resolve_model_dir
 
     if args.molecules < 1:
         logger.error("--molecules must be >= 1")
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load_model_or_tiny(args.model)
-    model_dir = args.model or embedded_model_dir()
+    model = load_model_or_default(args.model)
+    model_dir = resolve_model_dir(args.model)
     onnx = model_dir / ONNX_GRAPH if model_dir is not None else None
     options = BenchOptions(
         molecules=args.molecules,

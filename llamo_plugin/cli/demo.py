@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from llamo_plugin.errors import CheckpointError
     from llamo_plugin.eval.property import parse_number
     from llamo_plugin.pipeline import Pipeline
-    from llamo_plugin.registry import load_model_or_tiny
+    from llamo_plugin.registry import load_model_or_default
     from llamo_plugin.tasks import PROPERTIES
 
     if not args.table.is_file():
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     rows = rows[: args.limit] if args.limit else rows
     try:
-        model = load_model_or_tiny(args.model)
+        model = load_model_or_default(args.model)
     except CheckpointError as exc:
         logger.error("%s", exc)
         return 2

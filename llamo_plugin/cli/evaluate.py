@@ -142,9 +142,9 @@ def _need(path: Path, what: str) -> Path:
 
 
 def _load_model(args: argparse.Namespace) -> Any:
-    from llamo_plugin.registry import load_model_or_tiny
+    from llamo_plugin.registry import load_model_or_default
 
-    return load_model_or_tiny(args.model)
+    return load_model_or_default(args.model)
 
 
 def _description(

@@ -44,24 +44,58 @@ def build_parser() -> argparse.ArgumentParser:
         description="LLaMo molecular graph assistant: describe molecules, predict properties, "
         "name them and answer questions about them.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    _add_verbosity(parser, None)
+    # The same options after the subcommand (``llamo annotate ... -v``); SUPPRESS keeps a
+    # subcommand's absent option from overwriting the one given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    _add_verbosity(common, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
         module = importlib.import_module(module_name)
         module.add_arguments(sp)
         sp.set_defaults(_module=module_name)
     return parser
 
 
+def _add_verbosity(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if default is None else default,
+        help="more logging (-v: debug messages of llamo; -vv: of every library)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=False if default is None else default,
+        help="only warnings and errors; no progress",
+    )
+
+
+def log_level(verbose: int, quiet: bool) -> tuple[int, int]:
+    """(level of llamo's loggers, level of every other library's) for ``-v``/``-q``."""
+    if quiet:
+        return logging.WARNING, logging.WARNING
+    if verbose >= 2:
+        return logging.DEBUG, logging.DEBUG
+    if verbose == 1:
+        return logging.DEBUG, logging.INFO
+    return logging.INFO, logging.WARNING
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    ours, others = log_level(args.verbose, args.quiet)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose > 1 else logging.INFO,
+        level=others,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("llamo_plugin").setLevel(ours)
     if args.command is None:
         parser.print_help()
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -50,13 +51,17 @@ def test_columns_declared_match_columns_produced(tiny_model: Any) -> None:
             assert math.isclose(ev, h * HARTREE_TO_EV)
     s = ann.stats.as_dict()
     assert s["rows"] == 7 and sum(s["errors"].values()) == 3
-    assert s["errors"] == {"missing": 1, "unparseable": 1, "empty": 1}
+    assert s["errors"] == {"invalid_smiles": 3}
+    assert [e.split(":")[0] for e in errors if e] == ["invalid_smiles"] * 3
+    assert errors[2] == "invalid_smiles: unparseable: 'C1CC('"
+    assert out["llamo_domain"] == ["in_domain", None, None, None] + ["in_domain"] * 3
 
 
 def test_question_column_and_missing_question(tiny_model: Any) -> None:
     ann = _annotator(tiny_model, tasks=("qa",), question_column="q")
     out = ann.annotate(["CCO", "CCO", "CCO"], questions=["Rings?", None, "Charge?"])
-    assert out["answer"][1] is None and out[ERROR_COLUMN][1] == "missing instruction"
+    assert out["answer"][1] is None
+    assert out[ERROR_COLUMN][1] == "missing_instruction: no question"
     assert out["answer"][0] is not None and out["answer"][2] is not None
 
 
@@ -91,3 +96,38 @@ def test_iupac_roundtrip_and_fallback(tiny_model: Any) -> None:
     assert out["iupac_roundtrip"][:2] == ["exact", "exact"]
     assert out["iupac_name"][0] == "ethanol" and out["iupac_name"][1] == "phenol"
     assert ann.stats.iupac_fallbacks == 2
+
+
+def test_every_missing_output_says_why(tiny_model: Any) -> None:
+    """Refused inputs, unparseable answers and rows the reader could not read all get a
+    status in the error column; long inputs are quoted briefly."""
+
+    class WordyPipeline(Pipeline):
+        """The real pipeline, with every answer replaced by words without a number."""
+
+        def run(self, *args: Any, **kw: Any) -> list[Any]:
+            rows = super().run(*args, **kw)
+            return [replace(r, text="about minus a quarter") if r.text else r for r in rows]
+
+    ann = Annotator(
+        WordyPipeline(tiny_model, chunk_size=4),
+        AnnotateOptions(tasks=("property",), properties=("homo",)),
+    )
+    smiles = ["CCO", "C" * 100_000, "CCö", None, "C[Pt]C"]
+    read_errors = [None, None, None, "unreadable_record: RDKit could not read SD record 4", None]
+    out = ann.annotate(smiles, read_errors=read_errors)
+    errors = out[ERROR_COLUMN]
+    assert errors[1].startswith("too_large: 100,000 characters (limit 5,000): 'CCC")
+    assert len(errors[1]) < 300
+    assert errors[2].startswith("invalid_smiles: bad_character")
+    assert errors[3] == read_errors[3]
+    for i in (0, 4):
+        assert out["homo_hartree"][i] is None
+        assert errors[i].startswith("unparseable_answer: homo: ")
+    assert out["llamo_domain"] == ["in_domain", None, None, None, "outside: element Pt"]
+    assert ann.stats.as_dict()["errors"] == {
+        "unparseable_answer": 2,
+        "too_large": 1,
+        "invalid_smiles": 1,
+        "unreadable_record": 1,
+    }

@@ -78,3 +78,62 @@ def test_concurrent_writer_processes(tmp_path: Path) -> None:
     with AnswerCache(path) as cache:
         assert len(cache) == 3000
         assert cache.get_many(["k2999"])["k2999"].text == "v2999"
+
+
+def _filled(path: Path, n: int = 2000) -> None:
+    with AnswerCache(path) as cache:
+        cache.put_many({f"k{i}": CachedAnswer("x" * 200, "eos") for i in range(n)})
+
+
+@pytest.mark.parametrize("damage", ["junk", "truncated", "empty_header"])
+def test_damaged_cache_is_moved_aside_and_replaced(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "answers.sqlite"
+    _filled(path)
+    data = path.read_bytes()
+    if damage == "junk":
+        path.write_bytes(b"this is not a database" * 100)
+    elif damage == "truncated":
+        path.write_bytes(data[: len(data) // 3])
+    else:
+        path.write_bytes(b"\0" * 100 + data[100:])
+    with AnswerCache(path) as cache:
+        found = cache.get_many(["k1", "k2"])
+        cache.put_many({"new": CachedAnswer("y", "eos")})
+        assert cache.get_many(["new"]) == {"new": CachedAnswer("y", "eos")}
+        assert cache.quarantined is not None and cache.quarantined.exists()
+    assert found == {} or set(found) <= {"k1", "k2"}
+    assert "damaged" in caplog.text and "fresh cache" in caplog.text
+    assert "Traceback" not in caplog.text
+    with AnswerCache(path) as again:  # the next run opens the fresh file without a word
+        assert len(again) == 1 and again.quarantined is None
+
+
+def test_damaged_page_met_mid_run(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Pages overwritten while a cache is open (the header still intact): the read that meets
+    them recovers with a fresh file instead of raising."""
+    path = tmp_path / "answers.sqlite"
+    _filled(path)
+    cache = AnswerCache(path)
+    cache._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:  # every page but the first one: the b-tree pages
+        fh.seek(4096)
+        fh.write(b"\xa5" * (size - 4096))
+    found = cache.get_many([f"k{i}" for i in range(0, 2000, 7)])
+    assert found == {} and cache.quarantined is not None
+    cache.put_many({"after": CachedAnswer("z", "length")})
+    assert cache.get_many(["after"])["after"].stop_reason == "length"
+    cache.close()
+    assert "damaged" in caplog.text
+
+
+def test_busy_database_is_not_mistaken_for_damage() -> None:
+    import sqlite3
+
+    from llamo_plugin.cache import is_corruption
+
+    assert not is_corruption(sqlite3.OperationalError("database is locked"))
+    assert is_corruption(sqlite3.DatabaseError("database disk image is malformed"))
+    assert is_corruption(sqlite3.DatabaseError("file is not a database"))

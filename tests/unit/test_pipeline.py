@@ -72,8 +72,8 @@ def test_per_row_instructions(tiny_model: Any) -> None:
     pipe = _pipeline(tiny_model)
     instr = ["Describe this molecule.", "What is the IUPAC name of this molecule?", "", None]
     rows = pipe.run(["CCO", "CCO", "CCO", "CCO"], instr, decode=DECODE)  # type: ignore[arg-type]
-    assert [r.status for r in rows] == ["ok", "ok", "invalid_smiles", "invalid_smiles"]
-    assert rows[2].error == "missing instruction"
+    assert [r.status for r in rows] == ["ok", "ok"] + ["missing_instruction"] * 2
+    assert rows[2].error == "missing_instruction: no question"
     assert pipe.stats.unique == 2
     with pytest.raises(ValueError, match="instructions"):
         pipe.run(["CCO"], ["a", "b"], decode=DECODE)

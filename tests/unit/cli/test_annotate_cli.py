@@ -42,7 +42,7 @@ def test_csv_to_parquet_streams_and_keeps_columns(
     assert table["homo_hartree"].dtype == "float64" and table["homo_ev"].dtype == "float64"
     bad = table[table["llamo_error"].notna()]
     assert list(bad["id"]) == ["1", "2"] and bad["description"].isna().all()
-    summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    summary = json.loads(capsys.readouterr().out)
     assert summary["rows"] == len(SMILES) and sum(summary["errors"].values()) == 2
 
 
