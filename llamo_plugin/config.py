@@ -199,6 +199,26 @@ class DecodeConfig(FrozenConfig):
 
 
 @dataclass(frozen=True)
+class DomainConfig(FrozenConfig):
+    """The molecules a model was trained on, coarsely: answers for molecules outside are
+    extrapolation and are flagged as such (the ``llamo_domain`` column,
+    :mod:`llamo_plugin.chem.domain`).
+
+    The defaults describe the embedded model's training molecules (ChEBI-20 validation and
+    QM9): elements present in at least 5 of them, at most 574 heavy atoms (the largest),
+    formal charges of -1..+1 on any atom (+2/+3 occur on 23 atoms in 3,301 molecules), no
+    radicals, no wildcard atoms. A model directory may state its own.
+    """
+
+    elements: tuple[str, ...] = (
+        "H", "B", "C", "N", "O", "F", "Na", "Si", "P", "S", "Cl", "Fe", "Co", "Se", "Br", "I",
+    )  # fmt: skip
+    max_heavy_atoms: int = 574
+    max_abs_formal_charge: int = 1
+    allow_radicals: bool = False
+
+
+@dataclass(frozen=True)
 class LlamoConfig(FrozenConfig):
     """Everything but the language model's own config (which lives in ``lm/config.json``)."""
 
@@ -209,6 +229,7 @@ class LlamoConfig(FrozenConfig):
     prompt: PromptConfig = field(default_factory=PromptConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     description: str = ""
+    domain: DomainConfig = field(default_factory=DomainConfig)
 
     def __post_init__(self) -> None:
         if self.format_version != 1:
