@@ -205,7 +205,9 @@ class Annotator:
                     smiles,
                     spec.default_instruction,
                     "property",
-                    DecodeConfig(max_new_tokens=spec.max_new_tokens),
+                    DecodeConfig(
+                        max_new_tokens=spec.max_new_tokens, answer_format=spec.answer_format
+                    ),
                     **kw,
                 )
                 note(rows)

@@ -93,6 +93,13 @@ class VLLMBackend:
         from vllm import SamplingParams
 
         extra: dict[str, Any] = {}
+        if decode.answer_format and not getattr(self, "_warned_format", False):
+            # not yet a vLLM logits processor: answers are parsed as before (first number)
+            logger.warning(
+                "vllm backend: answer_format %r is not enforced (the hf backend enforces it)",
+                decode.answer_format,
+            )
+            self._warned_format = True
         if decode.repetition_penalty != 1.0:
             extra[PENALTY_ARG] = decode.repetition_penalty
         if decode.no_repeat_ngram_size:

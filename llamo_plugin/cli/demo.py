@@ -75,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
             smiles,
             spec.default_instruction,
             task="property",
-            decode=DecodeConfig(max_new_tokens=spec.max_new_tokens),
+            decode=DecodeConfig(
+                max_new_tokens=spec.max_new_tokens, answer_format=spec.answer_format
+            ),
         )
         values[prop.value] = [parse_number(a.text) if a.status == "ok" else None for a in answers]
     writer = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
