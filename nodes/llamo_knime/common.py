@@ -170,6 +170,8 @@ def run_batches(
             row_id = arrow.column(0).to_pylist()[exc.row]
             raise RuntimeError(f"RowID {row_id}: {exc.reason}") from exc
         values["__model__"] = [model_label] * len(smiles)
+        # One output batch per input batch: KNIME's writer takes batches of the first
+        # batch's size (only the last may be smaller), as KNIME's input batches are.
         out.append(_with_columns(arrow, [values[k] for k in keys], names, kinds))
         done += batch.num_rows
         ctx.set_progress(min(done / total, 1.0), f"{done} of {table.num_rows} rows")

@@ -75,7 +75,7 @@ class JavaSide:
         return self.input_specs
 
     def get_connected_input_port_numbers(self) -> list[int]:
-        return [len(self.input_specs)]
+        return [1 for _ in self.input_specs]  # one connection per (non-group) input port
 
     def get_connected_output_port_numbers(self) -> list[int]:
         return [1]
@@ -173,8 +173,8 @@ def _receive(port: Any, value: Any) -> tuple[Any, Any]:
         )
         spec = knext.Schema.deserialize(_json(table.schema.serialize()))
         return kty.with_knime_metadata(spec), table
-    kind = next(t for t in kn._port_types.values() if isinstance(value, t.object_class))
-    if not port.type.is_super_type_of(kind):
+    kind = next((t for t in kn._port_types.values() if isinstance(value, t.object_class)), None)
+    if kind is None or not port.type.is_super_type_of(kind):
         raise TypeError(f"port {port.name!r} does not accept {kind.name}")
     spec = _deserialize_spec(port.type.spec_class, _json(value.spec.serialize()))
     return spec, port.type.object_class.deserialize(spec, value.serialize())
