@@ -15,6 +15,8 @@ from llamo_plugin.errors import ConfigError
 from llamo_plugin.graph.gin import GINEncoder
 from llamo_plugin.train.graph_pretrain import (
     COUNT_TARGETS,
+    PUBCHEM_TARGETS,
+    QM9_TARGETS,
     TARGETS,
     GraphPretrainConfig,
     count_targets,
@@ -73,8 +75,34 @@ def test_load_set_masks_chebi_properties_and_skips_bad(tmp_path: Path) -> None:
     val = load_pretrain_set(cfg, tmp_path, "val")
     assert len(train.graphs) == len(QM9_LIKE) + 1  # unique QM9 molecules + aspirin; bad skipped
     assert train.targets.shape == (len(train.graphs), len(TARGETS))
-    assert np.isnan(train.targets[-1, :3]).all() and np.isfinite(train.targets[-1, 3:]).all()
+    n_values = len(QM9_TARGETS) + len(PUBCHEM_TARGETS)  # no QM9 or PubChem value for aspirin
+    assert np.isnan(train.targets[-1, :n_values]).all()
+    assert np.isfinite(train.targets[-1, n_values:]).all()
     assert len(val.graphs) == len(QM9_LIKE)
+
+
+def test_pubchem_gap_is_its_own_target(tmp_path: Path) -> None:
+    _write(tmp_path)
+    for split in ("train", "val"):
+        with open(tmp_path / f"gap_{split}.jsonl", "w") as fh:
+            rec = {"task": "property", "smiles": "CC(=O)Oc1ccccc1C(=O)O", "instruction": "q",
+                   "answer": "4.95", "source": "pubchem-gap-iqspr", "split": split,
+                   "qtype": "gap_pubchem_ev"}  # fmt: skip
+            fh.write(json.dumps(rec) + "\n")
+    cfg = GraphPretrainConfig(
+        property_file="prop_train.jsonl",
+        val_file="prop_val.jsonl",
+        molecule_files=(),
+        pubchem_gap_file="gap_train.jsonl",
+        max_steps=1,
+    )
+    for split in ("train", "val"):
+        data = load_pretrain_set(cfg, tmp_path, split)
+        col = TARGETS.index("gap_pubchem_ev")
+        known = np.isfinite(data.targets[:, col])
+        assert known.sum() == 1 and data.targets[known, col][0] == pytest.approx(4.95)
+        # the QM9 gap column is not filled from the PubChem value (different level of theory)
+        assert np.isnan(data.targets[known, TARGETS.index("gap")]).all()
 
 
 def test_pretraining_learns(tmp_path: Path) -> None:
