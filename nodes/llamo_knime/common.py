@@ -92,6 +92,23 @@ def model_column_parameter() -> Any:
     )
 
 
+#: The applicability-domain column every annotating node appends (``llamo_domain``): a fixed
+#: label rather than a parameter, so that saved workflows of 0.1.0 stay valid.
+DOMAIN_COLUMN_LABEL = "LLaMo domain"
+
+
+def with_status_columns(
+    node: Any, keys: list[str], names: list[str], kinds: list[str]
+) -> tuple[list[str], list[str], list[str]]:
+    """A node's task columns followed by the columns every annotating node appends: the
+    applicability domain, the error and the model (keys, names, kinds)."""
+    return (
+        [*keys, "llamo_domain", "llamo_error", "__model__"],
+        [*names, DOMAIN_COLUMN_LABEL, node.error_column, node.model_column],
+        [*kinds, "str", "str", "str"],
+    )
+
+
 def pick_smiles_column(node: Any, schema: Any) -> str:
     """Check or auto-select the SMILES column (assigned back to the node)."""
     columns = [c for c in schema if is_smiles_column(c)]

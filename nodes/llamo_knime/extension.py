@@ -23,6 +23,7 @@ from .common import (
     run_batches,
     smiles_parameter,
     unique_names,
+    with_status_columns,
 )
 from .model_port import LlamoModelObject, LlamoModelSpec, llamo_model_port_type
 
@@ -194,11 +195,7 @@ class MoleculeDescription:
                 "Nearest reference caption",
             ]
             kinds += ["str", "float", "str"]
-        return (
-            [*keys, "llamo_error", "__model__"],
-            [*names, self.error_column, self.model_column],
-            [*kinds, "str", "str"],
-        )
+        return with_status_columns(self, keys, names, kinds)
 
     def configure(self, ctx: Any, model_spec: Any, schema: Any) -> Any:
         _, names, kinds = self._columns()
@@ -264,11 +261,7 @@ class PropertyPrediction:
                 keys.append(f"{p}_ev")
                 names.append(f"{labels[p]} (eV)")
                 kinds.append("float")
-        return (
-            [*keys, "llamo_error", "__model__"],
-            [*names, self.error_column, self.model_column],
-            [*kinds, "str", "str"],
-        )
+        return with_status_columns(self, keys, names, kinds)
 
     def configure(self, ctx: Any, model_spec: Any, schema: Any) -> Any:
         _, names, kinds = self._columns()
@@ -320,16 +313,9 @@ class IupacName:
     model_column = model_column_parameter()
 
     def _columns(self) -> tuple[list[str], list[str], list[str]]:
-        return (
-            ["iupac_name", "iupac_roundtrip", "iupac_source", "llamo_error", "__model__"],
-            [
-                self.name_column,
-                f"{self.name_column} round trip",
-                f"{self.name_column} source",
-                self.error_column,
-                self.model_column,
-            ],
-            ["str"] * 5,
+        names = [self.name_column, f"{self.name_column} round trip", f"{self.name_column} source"]
+        return with_status_columns(
+            self, ["iupac_name", "iupac_roundtrip", "iupac_source"], names, ["str"] * 3
         )
 
     def configure(self, ctx: Any, model_spec: Any, schema: Any) -> Any:
@@ -384,11 +370,7 @@ class MoleculeQA:
     model_column = model_column_parameter()
 
     def _columns(self) -> tuple[list[str], list[str], list[str]]:
-        return (
-            ["answer", "llamo_error", "__model__"],
-            [self.answer_column, self.error_column, self.model_column],
-            ["str"] * 3,
-        )
+        return with_status_columns(self, ["answer"], [self.answer_column], ["str"])
 
     def configure(self, ctx: Any, model_spec: Any, schema: Any) -> Any:
         question_column = chosen_column(self.question_column)

@@ -120,6 +120,10 @@ def test_workflow_on_a_smiles_typed_table() -> None:
         "unparseable",
     }
     assert frame["LLaMo model"].str.contains("sha256:").all()
+    # The applicability domain: known for every valid molecule, missing for bad rows.
+    domain = frame["LLaMo domain"]
+    assert domain.notna().tolist() == ok
+    assert all(v == "in_domain" or v.startswith("outside: ") for v in domain.dropna())
     for java in javas:
         assert java.progress[-1][0] == 1.0 and len(java.progress) == 3  # once per batch
 
