@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
@@ -51,9 +52,16 @@ def cache_key(
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def cache_dir() -> Path:
+    """The project's cache folder: ``$LLAMO_CACHE_DIR``, else ``~/.cache/llamo-plugin``
+    (answers, model verification stamps)."""
+    root = os.environ.get("LLAMO_CACHE_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "llamo-plugin"
+
+
 def default_cache_path() -> Path:
-    """``~/.cache/llamo-plugin/answers.sqlite``."""
-    return Path.home() / ".cache" / "llamo-plugin" / "answers.sqlite"
+    """``answers.sqlite`` in :func:`cache_dir` (``~/.cache/llamo-plugin/answers.sqlite``)."""
+    return cache_dir() / "answers.sqlite"
 
 
 def is_corruption(exc: BaseException) -> bool:

@@ -12,6 +12,14 @@ import pytest
 SHARED = Path(os.environ.get("LLAMO_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Answers and model-verification stamps of the test run go to a folder of its own
+    (``LLAMO_CACHE_DIR``), never to the user's ``~/.cache/llamo-plugin``."""
+    if "LLAMO_CACHE_DIR" not in os.environ:
+        os.environ["LLAMO_CACHE_DIR"] = str(tmp_path_factory.mktemp("llamo-cache"))
+
+
 def has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 

@@ -12,9 +12,13 @@ Layout::
       graph.onnx             optional: the graph tokenizer exported to ONNX (``llamo export-onnx``)
       manifest.json          sha256 and size of every file above, and the model checksum
 
-Loading verifies every checksum (a corrupted or edited file is refused with
-:class:`~llamo_plugin.errors.CheckpointError`), then loads every tensor strictly: no missing,
-unexpected or mis-shaped keys. Nothing is unpickled.
+Loading checks every file's size against the manifest on every load, and every sha256 once per
+model checksum and file state (a corrupted or edited file is refused with
+:class:`~llamo_plugin.errors.CheckpointError`): a verified directory leaves a stamp (each file's
+size and modification time) in ``~/.cache/llamo-plugin/verified/``, so the next load (a KNIME
+node execution, a worker process) does not read 13 GB of a converted 7B checkpoint again.
+``verify="full"`` (``llamo info --verify``, the Model Selector's execute) always hashes. Then
+every tensor is loaded strictly: no missing, unexpected or mis-shaped keys. Nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from llamo_plugin.config import LlamoConfig
 from llamo_plugin.errors import CheckpointError, ConfigError
@@ -77,8 +81,60 @@ def write_manifest(model_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def verify_manifest(model_dir: Path) -> dict[str, Any]:
-    """Check every listed file's size and sha256; raise ``CheckpointError`` on any mismatch."""
+Verify = bool | Literal["full"]
+
+
+def verified_stamp_dir() -> Path:
+    """Where verification stamps live: ``verified/`` in the project's cache folder."""
+    from llamo_plugin.cache import cache_dir
+
+    return cache_dir() / "verified"
+
+
+def _file_states(model_dir: Path, files: dict[str, Any]) -> dict[str, list[int]]:
+    states = {}
+    for rel in sorted(files):
+        st = (model_dir / rel).stat()
+        states[rel] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return states
+
+
+def _stamp_path(model_dir: Path, manifest: dict[str, Any]) -> Path:
+    where = hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:16]
+    return verified_stamp_dir() / f"{manifest['model_sha256']}-{where}.json"
+
+
+def _stamp_matches(model_dir: Path, manifest: dict[str, Any]) -> bool:
+    try:
+        stamp = json.loads(_stamp_path(model_dir, manifest).read_text())
+        return bool(stamp["files"] == _file_states(model_dir, manifest["files"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _write_stamp(model_dir: Path, manifest: dict[str, Any]) -> None:
+    """Remember a full verification (best effort: a read-only home only costs re-hashing)."""
+    path = _stamp_path(model_dir, manifest)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        stamp = {
+            "model_dir": str(model_dir.resolve()),
+            "files": _file_states(model_dir, manifest["files"]),
+        }
+        tmp.write_text(json.dumps(stamp))
+        tmp.replace(path)
+    except OSError as exc:
+        logger.debug("could not write the verification stamp %s: %s", path, exc)
+
+
+def verify_manifest(model_dir: Path, *, full: bool = True) -> dict[str, Any]:
+    """Check every listed file's size and sha256; raise ``CheckpointError`` on any mismatch.
+
+    ``full=False``: sizes always, but the sha256 of every file only when no stamp of an
+    earlier full verification matches the files' current state (size, modification time,
+    inode); a full verification writes the stamp.
+    """
     path = model_dir / MANIFEST
     if not path.is_file():
         raise CheckpointError(f"{model_dir}: no {MANIFEST}; not a model directory in our format")
@@ -97,12 +153,17 @@ def verify_manifest(model_dir: Path) -> dict[str, Any]:
                 f"{file}: size {file.stat().st_size} != {meta['bytes']} in the manifest "
                 "(truncated or modified file)"
             )
+    if _model_checksum(manifest["files"]) != manifest.get("model_sha256"):
+        raise CheckpointError(f"{path}: model checksum does not match the file list")
+    if not full and _stamp_matches(model_dir, manifest):
+        return manifest
+    for rel, meta in manifest["files"].items():
+        file = model_dir / rel
         if sha256_file(file) != meta["sha256"]:
             raise CheckpointError(
                 f"{file}: sha256 does not match the manifest (corrupted or modified file)"
             )
-    if _model_checksum(manifest["files"]) != manifest.get("model_sha256"):
-        raise CheckpointError(f"{path}: model checksum does not match the file list")
+    _write_stamp(model_dir, manifest)
     return manifest
 
 
@@ -189,7 +250,7 @@ def _load_strict(module: Any, tensors: dict[str, Any], where: str) -> None:
 
 
 def load_model(
-    path: str | Path, *, device: str = "cpu", dtype: Any = None, verify: bool = True
+    path: str | Path, *, device: str = "cpu", dtype: Any = None, verify: Verify = True
 ) -> Any:
     """Load a model directory written by :func:`save_model` (or the converter).
 
@@ -197,7 +258,9 @@ def load_model(
         path: the model directory.
         device: where to put the model (``"cpu"``, ``"cuda"``, ...).
         dtype: LM dtype override (e.g. ``torch.bfloat16``); default: as stored.
-        verify: check every file against the manifest's sha256 first (default: yes).
+        verify: check the files against the manifest first: ``True`` (default) sizes always
+            and sha256 once per file state (:func:`verify_manifest` with ``full=False``),
+            ``"full"`` every sha256 now, ``False`` nothing.
     """
     import torch
     from safetensors import safe_open
@@ -209,7 +272,10 @@ def load_model(
     model_dir = Path(path)
     if not model_dir.is_dir():
         raise CheckpointError(f"{model_dir}: no such model directory")
-    manifest = verify_manifest(model_dir) if verify else read_manifest(model_dir)
+    if verify:
+        manifest = verify_manifest(model_dir, full=verify == "full")
+    else:
+        manifest = read_manifest(model_dir)
     try:
         config = LlamoConfig.from_dict(json.loads((model_dir / CONFIG).read_text()))
     except (ConfigError, json.JSONDecodeError) as exc:

@@ -83,29 +83,52 @@ class ModelSelector:
     device = knext.EnumParameter(
         "Device", "Where the language model runs.", Device.AUTO.name, Device
     )
+    answer_cache = knext.BoolParameter(
+        "Answer cache",
+        "Reuse answers already computed for the same model, molecule, question and decoding "
+        "settings (in this and other workflows, and by `llamo annotate`).",
+        True,
+        since_version="0.2.0",
+    )
+    cache_path = knext.StringParameter(
+        "Answer cache file",
+        "The cache file; empty for the default (~/.cache/llamo-plugin/answers.sqlite).",
+        "",
+        since_version="0.2.0",
+    )
 
-    def _spec(self) -> LlamoModelSpec:
+    def _spec(self, *, verify: bool = False) -> LlamoModelSpec:
         from pathlib import Path
 
-        from llamo_plugin.checkpoint.format import read_manifest
+        from llamo_plugin.checkpoint.format import read_manifest, verify_manifest
+        from llamo_plugin.errors import CheckpointError
         from llamo_plugin.registry import embedded_model_dir
 
         source = "local" if self.source == ModelSource.LOCAL.name else "embedded"
         spec = LlamoModelSpec(
-            source=source, model_dir=self.model_dir.strip(), device=self.device.lower()
+            source=source,
+            model_dir=self.model_dir.strip(),
+            device=self.device.lower(),
+            answer_cache=self.answer_cache,
+            cache_path=self.cache_path.strip(),
         )
         spec.validate_context(None)
         path = Path(spec.model_dir) if source == "local" else embedded_model_dir()
-        if path is not None:
-            spec.model_sha256 = read_manifest(path)["model_sha256"]
-            spec.model_name = path.name
+        try:
+            # Execute verifies every sha256 (and leaves a stamp, so the downstream nodes
+            # only check sizes); configure only reads the checksum.
+            manifest = verify_manifest(path) if verify else read_manifest(path)
+        except (CheckpointError, OSError, ValueError) as exc:
+            raise knext.InvalidParametersError(f"unusable model {str(path)!r}: {exc}") from None
+        spec.model_sha256 = manifest["model_sha256"]
+        spec.model_name = path.name
         return spec
 
     def configure(self, ctx: Any) -> LlamoModelSpec:
         return self._spec()
 
     def execute(self, ctx: Any) -> LlamoModelObject:
-        return LlamoModelObject(self._spec())
+        return LlamoModelObject(self._spec(verify=True))
 
 
 def _model_label(pipe: Any) -> str:

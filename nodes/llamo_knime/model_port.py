@@ -1,9 +1,9 @@
 """The LLaMo model port: settings only (no live objects), loaded by each consuming node.
 
-KNIME runs every node in its own Python process, so the Model Selector passes *which* model
-and *where* to run it; the consuming node loads it in its own execute. The spec keeps room
-for a later inference server (``server_url`` + ``credentials_name``): unknown or missing keys
-get defaults, so saved workflows keep loading.
+KNIME runs every node in its own Python process, so the Model Selector passes *which* model,
+*where* to run it and which answer cache to use; the consuming node loads it in its own
+execute (sizes checked, sha256 verified once per file state: the Model Selector's execute
+verifies in full). Unknown or missing keys get defaults, so saved workflows keep loading.
 """
 
 from __future__ import annotations
@@ -25,16 +25,18 @@ class LlamoModelSpec(knext.PortObjectSpec):
         device: str = "auto",
         model_name: str = "",
         model_sha256: str = "",
-        server_url: str = "",
-        credentials_name: str = "",
+        answer_cache: bool = True,
+        cache_path: str = "",
     ) -> None:
         self.source = source
         self.model_dir = model_dir
         self.device = device
         self.model_name = model_name
         self.model_sha256 = model_sha256
-        self.server_url = server_url
-        self.credentials_name = credentials_name
+        #: reuse answers across executions and workflows (``llamo annotate``'s cache)
+        self.answer_cache = answer_cache
+        #: the cache file ("" = the default, ``~/.cache/llamo-plugin/answers.sqlite``)
+        self.cache_path = cache_path
 
     def serialize(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -56,11 +58,15 @@ class LlamoModelSpec(knext.PortObjectSpec):
                 "convert the official checkpoint with `llamo convert-checkpoint`"
             )
 
-    def load_pipeline(self, cache_path: Any = None) -> Any:
+    def load_pipeline(self) -> Any:
+        from llamo_plugin.cache import default_cache_path
         from llamo_plugin.pipeline import load_pipeline
 
         model_dir = self.model_dir if self.source == "local" else None
-        return load_pipeline(model_dir, device=self.device, cache_path=cache_path)
+        cache = None
+        if self.answer_cache:
+            cache = self.cache_path.strip() or default_cache_path()
+        return load_pipeline(model_dir, device=self.device, cache_path=cache)
 
 
 class LlamoModelObject(knext.PortObject):

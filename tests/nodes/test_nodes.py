@@ -219,7 +219,9 @@ def test_model_port_spec_is_forward_compatible() -> None:
     LlamoModelSpec = ext.LlamoModelSpec  # noqa: N806
 
     old = LlamoModelSpec.deserialize({"source": "embedded", "device": "cpu"})  # older workflow
-    assert old.server_url == "" and old.device == "cpu"
+    assert old.answer_cache is True and old.cache_path == "" and old.device == "cpu"
+    placeholder = LlamoModelSpec.deserialize({"source": "embedded", "server_url": ""})  # 0.1.0
+    assert not hasattr(placeholder, "server_url")
     newer = LlamoModelSpec.deserialize({"source": "local", "model_dir": "/m", "retries": 3})
     assert newer.model_dir == "/m"  # unknown keys of a newer version are ignored
     assert LlamoModelSpec.deserialize(newer.serialize()).serialize() == newer.serialize()

@@ -105,3 +105,52 @@ def test_tied_embeddings_round_trip(tmp_path) -> None:
     lm = reloaded.lm
     assert lm.lm_head.weight.data_ptr() == lm.get_input_embeddings().weight.data_ptr()
     assert torch.equal(lm.lm_head.weight, model.lm.lm_head.weight)
+
+
+class _CountingHash:
+    """Wraps ``sha256_file`` and counts which files it read."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from llamo_plugin.checkpoint import format as fmt
+
+        self.files: list[str] = []
+        real = fmt.sha256_file
+
+        def counting(path, *args, **kw):  # type: ignore[no-untyped-def]
+            self.files.append(path.name)
+            return real(path, *args, **kw)
+
+        monkeypatch.setattr(fmt, "sha256_file", counting)
+
+
+def test_sha256_verified_once_per_file_state(saved, monkeypatch, tmp_path) -> None:
+    """The first load hashes every file and leaves a stamp; later loads check sizes only;
+    a file whose state changed (modification time) is hashed again, and a corrupted one is
+    still refused; ``verify="full"`` always hashes."""
+    import os
+
+    monkeypatch.setenv("LLAMO_CACHE_DIR", str(tmp_path / "cache"))
+    hashes = _CountingHash(monkeypatch)
+    manifest = json.loads((saved / "manifest.json").read_text())
+    load_model(saved)
+    assert sorted(hashes.files) == sorted(p.rsplit("/", 1)[-1] for p in manifest["files"])
+    first = len(hashes.files)
+    load_model(saved)
+    load_model(saved)
+    assert len(hashes.files) == first  # the stamp matched: nothing read again
+    load_model(saved, verify="full")
+    assert len(hashes.files) == 2 * first
+    weights = saved / "lm" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0xFF
+    weights.write_bytes(bytes(data))  # same size, new modification time
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_model(saved)
+    data[-5] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    load_model(saved)  # restored: verified again in full, then stamped
+    before = len(hashes.files)
+    load_model(saved)
+    assert len(hashes.files) == before
