@@ -19,9 +19,12 @@ $(STAMP): requirements/cpu.txt pyproject.toml
 
 venv: $(STAMP)
 
+# ruff, and the layer contracts of .importlinter (no upward import, no import cycle between
+# layers, the product never imports evaluation/training/benchmark code)
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check llamo_plugin tests nodes export
+	$(BIN)/lint-imports
 
 # WordNet 3.0 for METEOR (Debian packages, copied into an NLTK data folder; no downloads).
 # If apt is unavailable the METEOR tests skip with a reason instead of failing the suite.

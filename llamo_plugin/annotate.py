@@ -35,14 +35,14 @@ from typing import Any
 from llamo_plugin.chem.smiles import SmilesLimits
 from llamo_plugin.config import DecodeConfig, FrozenConfig
 from llamo_plugin.errors import ConfigError, LlamoError, brief
+from llamo_plugin.tasks import STATUS_COLUMNS, OutputColumn
 
 logger = logging.getLogger(__name__)
 
 TASKS = ("description", "property", "iupac", "qa")
 PROPERTY_NAMES = ("homo", "lumo", "gap")
 HARTREE_TO_EV = 27.211386245988
-ERROR_COLUMN = "llamo_error"
-DOMAIN_COLUMN = "llamo_domain"
+DOMAIN_COLUMN, ERROR_COLUMN = (c.key for c in STATUS_COLUMNS)
 
 
 class RowError(LlamoError):
@@ -82,25 +82,23 @@ class AnnotateOptions(FrozenConfig):
             raise ConfigError("the qa task needs a question or a question column")
 
 
-def output_columns(options: AnnotateOptions) -> list[tuple[str, str]]:
-    """``(name, kind)`` of every appended column, in order; kind is ``str`` or ``float``."""
-    cols: list[tuple[str, str]] = []
+def output_columns(options: AnnotateOptions) -> list[OutputColumn]:
+    """Every appended column, in order (declared in :mod:`llamo_plugin.tasks`)."""
+    from llamo_plugin import tasks as t
+
+    cols: list[OutputColumn] = []
     if "description" in options.tasks:
-        cols.append(("description", "str"))
+        cols += t.DESCRIPTION_COLUMNS
         if options.nearest_neighbour:
-            cols += [("nn_smiles", "str"), ("nn_similarity", "float"), ("nn_caption", "str")]
+            cols += t.NEAREST_COLUMNS
     if "property" in options.tasks:
         for p in options.properties:
-            cols.append((f"{p}_hartree", "float"))
-            if options.add_ev:
-                cols.append((f"{p}_ev", "float"))
+            cols += t.property_columns(p, add_ev=options.add_ev)
     if "iupac" in options.tasks:
-        cols += [("iupac_name", "str"), ("iupac_roundtrip", "str"), ("iupac_source", "str")]
+        cols += t.IUPAC_COLUMNS
     if "qa" in options.tasks:
-        cols.append(("answer", "str"))
-    cols.append((DOMAIN_COLUMN, "str"))
-    cols.append((ERROR_COLUMN, "str"))
-    return cols
+        cols += t.QA_COLUMNS
+    return cols + list(t.STATUS_COLUMNS)
 
 
 @dataclass
@@ -164,8 +162,14 @@ class Annotator:
         ``read_errors``: per row, why the table reader could not read it (the row's error
         then says so rather than "missing SMILES").
         """
-        from llamo_plugin.eval.property import parse_number
-        from llamo_plugin.tasks import DESCRIPTION, IUPAC, PROPERTIES, QA_MAX_NEW_TOKENS, Property
+        from llamo_plugin.tasks import (
+            DESCRIPTION,
+            IUPAC,
+            PROPERTIES,
+            QA_MAX_NEW_TOKENS,
+            Property,
+            parse_number,
+        )
 
         opts = self.options
         n = len(smiles)
@@ -191,7 +195,7 @@ class Annotator:
             out["description"] = [r.text if r.status == "ok" else None for r in rows]
             if opts.nearest_neighbour:
                 if self._nn is None:
-                    from llamo_plugin.eval.retrieval import NearestNeighbours
+                    from llamo_plugin.retrieval import NearestNeighbours
 
                     self._nn = NearestNeighbours.from_table()
                 hits = self._nn.query(list(smiles))

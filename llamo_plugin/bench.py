@@ -72,7 +72,7 @@ def bench_smiles(count: int) -> list[str]:
     validation reference table."""
     from llamo_plugin.chem.smiles import parse_smiles
     from llamo_plugin.errors import InvalidSmilesError
-    from llamo_plugin.eval.retrieval import bundled_table_path
+    from llamo_plugin.retrieval import bundled_table_path
 
     out: list[str] = []
     seen: set[str] = set()

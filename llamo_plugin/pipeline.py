@@ -27,8 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from llamo_plugin.backends.base import GenerationResult, LMBackend, PromptInputs, ShouldStop
 from llamo_plugin.backends.graph_onnx import GraphEncoder
@@ -36,7 +35,9 @@ from llamo_plugin.cache import AnswerCache, CachedAnswer, cache_key
 from llamo_plugin.chem.smiles import DEFAULT_LIMITS, SmilesLimits
 from llamo_plugin.config import DecodeConfig
 from llamo_plugin.errors import CancelledError, InvalidSmilesError
-from llamo_plugin.workers import WorkerPool
+
+if TYPE_CHECKING:  # the pool is handed in; pipeline.py never starts processes itself
+    from llamo_plugin.workers import WorkerPool
 
 logger = logging.getLogger(__name__)
 
@@ -345,69 +346,3 @@ class Pipeline:
         stats.timings = {"parse": t_parse - t_start, "decode": t_decode}
         self.stats = stats
         return [r for r in results if r is not None]
-
-
-def load_pipeline(
-    model_dir: str | Path | None = None,
-    *,
-    device: str = "auto",
-    graph: Literal["auto", "onnx", "torch"] = "auto",
-    backend: Literal["hf", "vllm"] = "hf",
-    cache_path: str | Path | None = None,
-    workers: int | Literal["auto"] = 1,
-    graph_threads: int | None = None,
-    **pipeline_kwargs: Any,
-) -> Pipeline:
-    """A :class:`Pipeline` for a model directory (None: the embedded default model).
-
-    ``graph="auto"`` uses the model directory's ``graph.onnx`` when present (onnxruntime,
-    CUDA provider when available), else PyTorch. ``workers``: worker processes for the
-    prepare + decode stages (:mod:`llamo_plugin.workers`; ``"auto"``: one per core for a small
-    LM on CPU, else 1; 1: everything in this process), each with ``cores // workers``
-    threads; the ``hf`` backend only. ``graph_threads``: onnxruntime intra-op threads (None:
-    its default, every core). Close the pipeline (or use it as a context manager) to stop
-    the workers.
-    """
-    from llamo_plugin.backends.graph_onnx import OnnxGraphEncoder
-    from llamo_plugin.checkpoint.format import ONNX_GRAPH
-    from llamo_plugin.registry import load_model_or_default, resolve_model_dir
-    from llamo_plugin.workers import start_workers
-
-    torch_device = _torch_device(device)
-    model = load_model_or_default(model_dir, device=torch_device)
-    path = resolve_model_dir(model_dir)
-    onnx_file = path / ONNX_GRAPH
-    encoder: GraphEncoder | None = None
-    if graph == "onnx" or (graph == "auto" and onnx_file is not None and onnx_file.is_file()):
-        if onnx_file is None or not onnx_file.is_file():
-            raise FileNotFoundError(f"no {ONNX_GRAPH} in {path}; run `llamo export-onnx {path}`")
-        encoder = OnnxGraphEncoder(
-            onnx_file, device="cuda" if torch_device == "cuda" else "cpu", num_threads=graph_threads
-        )
-    lm_backend: LMBackend | None = None
-    if backend == "vllm":
-        from llamo_plugin.backends.vllm import VLLMBackend
-
-        if path is None:
-            raise FileNotFoundError("the vllm backend needs a model directory")
-        lm_backend = VLLMBackend(path, model)
-    pool = start_workers(model, path, workers, graph=graph, backend=backend, threads=graph_threads)
-    cache = AnswerCache(cache_path) if cache_path is not None else None
-    return Pipeline(
-        model,
-        graph_encoder=encoder,
-        backend=lm_backend,
-        cache=cache,
-        workers=pool,
-        **pipeline_kwargs,
-    )
-
-
-def _torch_device(device: str) -> str:
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, not {device!r}")
-    return device

@@ -1,14 +1,19 @@
-"""The product's tasks: instructions (several phrasings each), answer formats, decode caps.
+"""The product's tasks: instructions (several phrasings each), answer formats, decode caps,
+and the columns each task appends (key, type, KNIME label).
 
 Training builders sample among the phrasings so users are not bound to one wording; inference
 uses the first phrasing of each task unless the user gives an instruction. Phrasings follow the
-Mol-Instructions / LLaMo style (reference §10).
+Mol-Instructions / LLaMo style (reference §10). ``llamo annotate`` names its columns by
+``OutputColumn.key``; the KNIME nodes by ``OutputColumn.label`` (both read the declarations
+below, so a new column is one edit).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
+from typing import Literal
 
 
 class Task(str, Enum):
@@ -107,11 +112,75 @@ PROPERTIES: dict[Property, TaskSpec] = {
     ),
 }
 
+#: The gap of drug-like molecules at PubChem's DFT level (eV, 2 decimals): another level of
+#: theory than QM9's, so asked with its own instructions (``pubchem-gap-iqspr``).
+PUBCHEM_GAP = TaskSpec(
+    instructions=(
+        "What is the HOMO-LUMO gap of this molecule in eV (PubChem DFT)?",
+        "Please provide the PubChem DFT HOMO-LUMO gap of this molecule in eV.",
+        "Predict the HOMO-LUMO gap in eV of this molecule at the PubChem DFT level.",
+        "I would like to know the DFT HOMO-LUMO gap (PubChem, eV) of this molecule.",
+    ),
+    max_new_tokens=8,
+    answer_format=r"\d{1,2}\.\d{2}",
+)
+
 #: Free-form questions: a cap generous enough for short factual answers.
 QA_MAX_NEW_TOKENS = 64
+
+
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def parse_number(text: str | None) -> float | None:
+    """A property answer's value: the first number in ``text`` (``None`` if there is none)."""
+    if not text:
+        return None
+    match = _NUMBER.search(text)
+    return float(match.group(0)) if match else None
 
 
 def format_property_value(value_hartree: float) -> str:
     """Mol-Instructions style answer: a bare number with 4 decimals (``-0.2482``)."""
     text = f"{value_hartree:.4f}"
     return "0.0000" if text == "-0.0000" else text
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    """One appended column: ``key`` (its name in ``llamo annotate``'s output and in
+    :class:`~llamo_plugin.annotate.Annotator`'s result), ``kind`` and the KNIME ``label``."""
+
+    key: str
+    kind: Literal["str", "float"]
+    label: str
+
+
+DESCRIPTION_COLUMNS = (OutputColumn("description", "str", "Description"),)
+#: the most similar reference molecule (``--nearest-neighbour``)
+NEAREST_COLUMNS = (
+    OutputColumn("nn_smiles", "str", "Nearest reference SMILES"),
+    OutputColumn("nn_similarity", "float", "Nearest reference similarity"),
+    OutputColumn("nn_caption", "str", "Nearest reference caption"),
+)
+PROPERTY_LABELS = {Property.HOMO: "HOMO", Property.LUMO: "LUMO", Property.GAP: "HOMO-LUMO gap"}
+IUPAC_COLUMNS = (
+    OutputColumn("iupac_name", "str", "IUPAC name"),
+    OutputColumn("iupac_roundtrip", "str", "IUPAC name round trip"),
+    OutputColumn("iupac_source", "str", "IUPAC name source"),
+)
+QA_COLUMNS = (OutputColumn("answer", "str", "Answer"),)
+#: appended by every task, last: the applicability domain and why outputs are missing
+STATUS_COLUMNS = (
+    OutputColumn("llamo_domain", "str", "LLaMo domain"),
+    OutputColumn("llamo_error", "str", "LLaMo error"),
+)
+
+
+def property_columns(name: str, *, add_ev: bool) -> tuple[OutputColumn, ...]:
+    """``<name>_hartree`` (and ``<name>_ev``) for one property."""
+    label = PROPERTY_LABELS[Property(name)]
+    cols = [OutputColumn(f"{name}_hartree", "float", f"{label} (Hartree)")]
+    if add_ev:
+        cols.append(OutputColumn(f"{name}_ev", "float", f"{label} (eV)"))
+    return tuple(cols)

@@ -29,7 +29,6 @@ import contextlib
 import logging
 import os
 import time
-import traceback
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,13 +60,15 @@ class WorkerSpec:
 
     Attributes:
         model_dir: the model directory the workers load (our format, with its manifest).
-        graph: graph encoder, as for :func:`~llamo_plugin.pipeline.load_pipeline`.
+        graph: graph encoder, as for :func:`~llamo_plugin.runtime.load_pipeline`.
         threads: torch intra-op threads and onnxruntime threads per worker.
     """
 
     model_dir: str
     graph: GraphChoice = "auto"
     threads: int = 1
+    #: ``module:function`` each worker runs after start-up (see :func:`_bootstrap`)
+    entry: str = "llamo_plugin.runtime:serve_worker"
 
     def __post_init__(self) -> None:
         if self.graph not in ("auto", "onnx", "torch"):
@@ -156,42 +157,19 @@ def workers_arg(text: str) -> int | str:
     return value
 
 
-def _serve(conn: Any, spec: WorkerSpec, stop: Any) -> None:  # pragma: no cover - subprocess
-    """A worker's main loop (runs in the child process; coverage does not see it)."""
+def _bootstrap(conn: Any, spec: WorkerSpec, stop: Any) -> None:  # pragma: no cover
+    """A worker process's start: ignore Ctrl-C (the calling process handles it and stops
+    us), exit with the parent, then run ``spec.entry`` (``module:function``, called with the
+    connection, the spec and the stop event). Named, not imported here, so that this pool
+    depends on nothing above it (the pipeline's entry:
+    :func:`llamo_plugin.runtime.serve_worker`)."""
+    import importlib
     import signal
 
-    # Ctrl-C reaches the whole process group: the calling process handles it (and stops us).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
-    try:
-        import torch
-
-        torch.set_num_threads(spec.threads)
-        from llamo_plugin.pipeline import load_pipeline
-
-        pipe = load_pipeline(
-            spec.model_dir, device="cpu", graph=spec.graph, graph_threads=spec.threads
-        )
-        _warm_up(pipe)
-        conn.send(("ready", pipe.model_checksum))
-    except BaseException:
-        conn.send(("error", traceback.format_exc()))
-        return
-    while True:
-        try:
-            request = conn.recv()
-        except EOFError:
-            return
-        if request is None:
-            return
-        items, decode = request
-        try:
-            gens = pipe.answer_items(items, decode, should_stop=stop.is_set)
-            conn.send(("ok", gens))
-        except CancelledError:
-            conn.send(("cancelled", None))
-        except BaseException:
-            conn.send(("error", traceback.format_exc()))
+    module, _, name = spec.entry.partition(":")
+    getattr(importlib.import_module(module), name)(conn, spec, stop)
 
 
 def _exit_with_parent() -> None:  # pragma: no cover - subprocess
@@ -210,16 +188,6 @@ def _exit_with_parent() -> None:  # pragma: no cover - subprocess
         os._exit(1)
 
     threading.Thread(target=watch, name="llamo-parent-watch", daemon=True).start()
-
-
-def _warm_up(pipe: Any) -> None:  # pragma: no cover - subprocess
-    """One small request through every stage, so that one-time costs (lazy imports, the
-    first onnxruntime and torch calls) are paid at start-up, not by the first chunk (on the
-    2-core VM, preparing a first chunk of 128 molecules took 0.68 s, later ones 0.45 s)."""
-    from llamo_plugin.chem.smiles import parse_smiles
-
-    items = [(parse_smiles(s), "Describe this molecule.") for s in ("CCO", "c1ccccc1C(=O)O")]
-    pipe.answer_items(items, pipe.model.config.decode.replace(max_new_tokens=4))
 
 
 class WorkerPool:
@@ -243,7 +211,7 @@ class WorkerPool:
         for i in range(workers):
             parent, child = ctx.Pipe()
             proc = ctx.Process(
-                target=_serve, args=(child, spec, self._stop), name=f"llamo-worker-{i}"
+                target=_bootstrap, args=(child, spec, self._stop), name=f"llamo-worker-{i}"
             )
             proc.daemon = True
             proc.start()

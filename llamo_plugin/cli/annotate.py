@@ -169,7 +169,7 @@ def _run(args: argparse.Namespace, state: _RunState) -> int:
     from llamo_plugin.cache import default_cache_path
     from llamo_plugin.chem.smiles import SmilesLimits
     from llamo_plugin.errors import CheckpointError, ConfigError
-    from llamo_plugin.pipeline import load_pipeline
+    from llamo_plugin.runtime import load_pipeline
     from llamo_plugin.tables import (
         TableError,
         TableWriter,
@@ -198,7 +198,7 @@ def _run(args: argparse.Namespace, state: _RunState) -> int:
             raise ConfigError("--threads must be >= 1")
         check_distinct_files(args.input, args.output)  # before a single byte is read
         columns = output_columns(options)
-        floats = {name for name, kind in columns if kind == "float"}
+        floats = {c.key for c in columns if c.kind == "float"}
         state.writer = TableWriter(args.output, floats)  # an unwritable output fails now
         batches = read_batches(args.input, args.batch_rows)
         first = next(batches)
@@ -244,9 +244,9 @@ def _run(args: argparse.Namespace, state: _RunState) -> int:
                     list(frame[smiles_col]), questions, read_errors=batch.read_errors
                 )
                 frame = frame.copy()
-                for name, _kind in columns:
-                    target = name if name not in frame.columns else f"{name}_llamo"
-                    frame[target] = out[name]
+                for column in columns:
+                    key = column.key
+                    frame[key if key not in frame.columns else f"{key}_llamo"] = out[key]
                 state.writer.write(frame)
                 state.rows_done += len(frame)
                 bar.update(len(frame))

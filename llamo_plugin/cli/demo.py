@@ -39,10 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from llamo_plugin.config import DecodeConfig
     from llamo_plugin.errors import CheckpointError
-    from llamo_plugin.eval.property import parse_number
     from llamo_plugin.pipeline import Pipeline
     from llamo_plugin.registry import load_model_or_default
-    from llamo_plugin.tasks import PROPERTIES
+    from llamo_plugin.tasks import PROPERTIES, parse_number
 
     if not args.table.is_file():
         logger.error("no such table: %s", args.table)

@@ -152,8 +152,8 @@ def _description(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
     from llamo_plugin.eval import description as d
     from llamo_plugin.eval.common import model_identity
-    from llamo_plugin.eval.retrieval import NearestNeighbours
     from llamo_plugin.eval.wordnet_setup import load_wordnet
+    from llamo_plugin.retrieval import NearestNeighbours
 
     vocab = _need(args.vocab or args.data_dir / d.VOCAB_FILE, "SciBERT vocabulary")
     load_wordnet(args.nltk_data)  # fail before generating, not after

@@ -18,15 +18,15 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llamo_plugin.tasks import parse_number  # the product's answer parser, scored here too
+
 logger = logging.getLogger(__name__)
 
-NUMBER = re.compile(r"-?\d+(\.\d+)?")
 TARGETS = ("homo", "lumo", "gap")
 DEFAULT_SPLIT = (
     Path(__file__).resolve().parents[1] / "resources" / "splits" / "qm9_property_test.csv"
@@ -45,14 +45,6 @@ class PropertyRow:
 
     smiles: str
     values: dict[str, float]
-
-
-def parse_number(text: str | None) -> float | None:
-    """The first number in ``text`` (``None`` if there is none)."""
-    if not text:
-        return None
-    match = NUMBER.search(text)
-    return float(match.group(0)) if match else None
 
 
 def _find(columns: Sequence[str], names: Sequence[str]) -> str | None:
@@ -275,14 +267,18 @@ def pubchem_gap_answers(
     ``qm9_gap`` only the ranking (``spearman``) is meaningful; its MAE is reported anyway.
     """
     from llamo_plugin.eval.common import run_model
-    from llamo_plugin.tasks import PROPERTIES, Property
-    from llamo_plugin.train.build_pubchem_gap import ANSWER_FORMAT, INSTRUCTIONS
+    from llamo_plugin.tasks import PROPERTIES, PUBCHEM_GAP, Property
 
     smiles = [s for s, _ in rows]
     refs = [v for _, v in rows]
     gap = PROPERTIES[Property.GAP]
     queries = {
-        "pubchem_ev": (INSTRUCTIONS[0], ANSWER_FORMAT, 8, 1.0),
+        "pubchem_ev": (
+            PUBCHEM_GAP.default_instruction,
+            PUBCHEM_GAP.answer_format,
+            PUBCHEM_GAP.max_new_tokens,
+            1.0,
+        ),
         "qm9_gap": (gap.default_instruction, gap.answer_format, gap.max_new_tokens, HARTREE_EV),
     }
     metrics: dict[str, Any] = {"unit": "eV", "targets": {}}

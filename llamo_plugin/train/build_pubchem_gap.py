@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from llamo_plugin.tasks import Task
+from llamo_plugin.tasks import PUBCHEM_GAP, Task
 from llamo_plugin.train.context import BuildContext, make_context, pick
 from llamo_plugin.train.records import BuildStats, InstructionRecord, write_jsonl
 from llamo_plugin.train.splits import seeded_order
@@ -39,16 +39,10 @@ TEST_FILE = "pubchem_gap_test.csv"
 VAL_FILE = "pubchem_gap_val.csv"
 N_TEST = 1000
 N_VAL = 1000
-#: Phrasings; the first is the default (evaluation). They name unit and source on purpose:
-#: this is not QM9's gap (different level of theory).
-INSTRUCTIONS = (
-    "What is the HOMO-LUMO gap of this molecule in eV (PubChem DFT)?",
-    "Please provide the PubChem DFT HOMO-LUMO gap of this molecule in eV.",
-    "Predict the HOMO-LUMO gap in eV of this molecule at the PubChem DFT level.",
-    "I would like to know the DFT HOMO-LUMO gap (PubChem, eV) of this molecule.",
-)
-#: The answer format (constrained decoding): eV, 2 decimals.
-ANSWER_FORMAT = r"\d{1,2}\.\d{2}"
+#: Phrasings (the first is the default) and answer format: the task spec in
+#: :mod:`llamo_plugin.tasks`; they name unit and source on purpose (not QM9's level of theory).
+INSTRUCTIONS = PUBCHEM_GAP.instructions
+ANSWER_FORMAT = PUBCHEM_GAP.answer_format
 
 
 def format_gap_ev(value: float) -> str:

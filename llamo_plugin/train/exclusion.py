@@ -19,7 +19,6 @@ excluded (builders drop them anyway).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -150,37 +149,3 @@ def eval_keys(
     tmp.write_text(json.dumps({n: sorted(k) for n, k in keys.items()}))
     tmp.replace(cache)
     return keys
-
-
-def build_exclusion(
-    data_dir: Path | None = None,
-    *,
-    split_seed: int = 0,
-    match: str = "inchikey",
-    cache_dir: Path | None = None,
-) -> Exclusion:
-    """The full exclusion (evaluation sets, NCI and every held-out slice) of a split seed."""
-    from llamo_plugin.train.context import make_context
-
-    return make_context(data_dir, split_seed=split_seed, match=match, cache_dir=cache_dir).exclusion
-
-
-@functools.lru_cache(maxsize=4)
-def _default_exclusion(data_dir: str, split_seed: int, match: str) -> Exclusion:
-    return build_exclusion(Path(data_dir), split_seed=split_seed, match=match)
-
-
-def is_excluded(
-    smiles: str,
-    *,
-    data_dir: Path | None = None,
-    split_seed: int = 0,
-    match: str = "inchikey",
-) -> bool:
-    """Whether ``smiles`` is an evaluation or held-out molecule (never trained on).
-
-    The exclusion of ``data_dir`` (default ``../shared/data``) is built on first use and
-    kept for the process.
-    """
-    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    return _default_exclusion(str(data_dir), split_seed, match).is_excluded(smiles)

@@ -92,20 +92,19 @@ def model_column_parameter() -> Any:
     )
 
 
-#: The applicability-domain column every annotating node appends (``llamo_domain``): a fixed
-#: label rather than a parameter, so that saved workflows of 0.1.0 stay valid.
-DOMAIN_COLUMN_LABEL = "LLaMo domain"
+def node_columns(node: Any, options: Any) -> tuple[list[str], list[str], list[str]]:
+    """A node's appended columns (keys, KNIME names, kinds): the task columns declared in
+    :mod:`llamo_plugin.tasks` for ``options`` (named by their labels, or by the node's own
+    name settings, ``node._labels()``), then the domain and error columns, then the model
+    column."""
+    from llamo_plugin.annotate import ERROR_COLUMN, output_columns
 
-
-def with_status_columns(
-    node: Any, keys: list[str], names: list[str], kinds: list[str]
-) -> tuple[list[str], list[str], list[str]]:
-    """A node's task columns followed by the columns every annotating node appends: the
-    applicability domain, the error and the model (keys, names, kinds)."""
+    labels = {ERROR_COLUMN: node.error_column, **node._labels()}
+    columns = output_columns(options)
     return (
-        [*keys, "llamo_domain", "llamo_error", "__model__"],
-        [*names, DOMAIN_COLUMN_LABEL, node.error_column, node.model_column],
-        [*kinds, "str", "str", "str"],
+        [*(c.key for c in columns), "__model__"],
+        [*(labels.get(c.key, c.label) for c in columns), node.model_column],
+        [*(c.kind for c in columns), "str"],
     )
 
 

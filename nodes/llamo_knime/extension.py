@@ -18,12 +18,12 @@ from .common import (
     error_column_parameter,
     missing_parameter,
     model_column_parameter,
+    node_columns,
     output_schema,
     pick_smiles_column,
     run_batches,
     smiles_parameter,
     unique_names,
-    with_status_columns,
 )
 from .model_port import LlamoModelObject, LlamoModelSpec, llamo_model_port_type
 
@@ -135,44 +135,59 @@ def _model_label(pipe: Any) -> str:
     return f"{pipe.model.config.name} sha256:{pipe.model.checksum}"
 
 
-def _execute(
-    node: Any,
-    ctx: Any,
-    model: Any,
-    table: Any,
-    options: Any,
-    keys: list[str],
-    kinds: list[str],
-    wanted: list[str],
-    question_column: str | None = None,
-) -> Any:
+def _execute(node: Any, ctx: Any, model: Any, table: Any) -> Any:
     from llamo_plugin.annotate import Annotator
 
     model.spec.validate_context(ctx)
+    options = node._options()
+    keys, wanted, kinds = node_columns(node, options)
     names = unique_names(wanted, table.schema.column_names)
     pipe = model.spec.load_pipeline()
-    annotator = Annotator(pipe, options)
-    out = run_batches(
-        ctx,
-        table,
-        node.smiles_column,
-        annotator,
-        keys,
-        names,
-        kinds,
-        _model_label(pipe),
-        question_column,
-    )
+    try:
+        annotator = Annotator(pipe, options)
+        question_column = options.question_column or None
+        out = run_batches(
+            ctx,
+            table,
+            node.smiles_column,
+            annotator,
+            keys,
+            names,
+            kinds,
+            _model_label(pipe),
+            question_column,
+        )
+    finally:
+        pipe.close()
     stats = annotator.stats
     if stats.rows and sum(stats.errors.values()) == stats.rows:
         ctx.set_warning("every row had a missing or invalid SMILES")
     return out
 
 
-def _configure(node: Any, spec: Any, schema: Any, wanted: list[str], kinds: list[str]) -> Any:
+def _configure(node: Any, spec: Any, schema: Any) -> Any:
     spec.validate_context(None)
     pick_smiles_column(node, schema)
+    _, wanted, kinds = node_columns(node, node._options())
     return output_schema(schema, unique_names(wanted, schema.column_names), kinds)
+
+
+class _AnnotatingNode:
+    """What the four annotating nodes share: configure and execute run the task columns of
+    ``_options()`` (their names from ``_labels()``) through the library's Annotator. No
+    parameters here: each node declares its own, so KNIME's dialogs list them in order."""
+
+    def _options(self) -> Any:
+        raise NotImplementedError
+
+    def _labels(self) -> dict[str, str]:
+        return {}
+
+    def configure(self, ctx: Any, model_spec: Any, schema: Any) -> Any:
+        return _configure(self, model_spec, schema)
+
+    def execute(self, ctx: Any, model: Any, table: Any) -> Any:
+        return _execute(self, ctx, model, table)
 
 
 @knext.node(
@@ -186,7 +201,7 @@ def _configure(node: Any, spec: Any, schema: Any, wanted: list[str], kinds: list
 @knext.input_port("LLaMo model", "From the LLaMo Model Selector.", llamo_model_port_type)
 @knext.input_table("Molecules", "A table with a SMILES column.")
 @knext.output_table("Described molecules", "The input table with the description columns.")
-class MoleculeDescription:
+class MoleculeDescription(_AnnotatingNode):
     """Describe each molecule in words, as LLaMo does.
 
     Appends a **Description** column: the model's greedy answer to "Could you give me a brief
@@ -208,32 +223,17 @@ class MoleculeDescription:
     error_column = error_column_parameter()
     model_column = model_column_parameter()
 
-    def _columns(self) -> tuple[list[str], list[str], list[str]]:
-        keys, names, kinds = ["description"], [self.description_column], ["str"]
-        if self.nearest:
-            keys += ["nn_smiles", "nn_similarity", "nn_caption"]
-            names += [
-                "Nearest reference SMILES",
-                "Nearest reference similarity",
-                "Nearest reference caption",
-            ]
-            kinds += ["str", "float", "str"]
-        return with_status_columns(self, keys, names, kinds)
-
-    def configure(self, ctx: Any, model_spec: Any, schema: Any) -> Any:
-        _, names, kinds = self._columns()
-        return _configure(self, model_spec, schema, names, kinds)
-
-    def execute(self, ctx: Any, model: Any, table: Any) -> Any:
+    def _options(self) -> Any:
         from llamo_plugin.annotate import AnnotateOptions
 
-        keys, names, kinds = self._columns()
-        options = AnnotateOptions(
+        return AnnotateOptions(
             tasks=("description",),
             nearest_neighbour=self.nearest,
             fail_on_error=self.on_missing == "FAIL",
         )
-        return _execute(self, ctx, model, table, options, keys, kinds, names)
+
+    def _labels(self) -> dict[str, str]:
+        return {"description": self.description_column}
 
 
 @knext.node(
@@ -247,7 +247,7 @@ class MoleculeDescription:
 @knext.input_port("LLaMo model", "From the LLaMo Model Selector.", llamo_model_port_type)
 @knext.input_table("Molecules", "A table with a SMILES column.")
 @knext.output_table("Molecules with properties", "The input table with the property columns.")
-class PropertyPrediction:
+class PropertyPrediction(_AnnotatingNode):
     """Predict HOMO, LUMO and HOMO-LUMO gap energies, as LLaMo does on QM9.
 
     Appends one double column per chosen property, in Hartree (optionally also in eV,
@@ -273,34 +273,15 @@ class PropertyPrediction:
             raise knext.InvalidParametersError("choose at least one property")
         return chosen
 
-    def _columns(self) -> tuple[list[str], list[str], list[str]]:
-        labels = {"homo": "HOMO", "lumo": "LUMO", "gap": "HOMO-LUMO gap"}
-        keys, names, kinds = [], [], []
-        for p in self._props():
-            keys.append(f"{p}_hartree")
-            names.append(f"{labels[p]} (Hartree)")
-            kinds.append("float")
-            if self.add_ev:
-                keys.append(f"{p}_ev")
-                names.append(f"{labels[p]} (eV)")
-                kinds.append("float")
-        return with_status_columns(self, keys, names, kinds)
-
-    def configure(self, ctx: Any, model_spec: Any, schema: Any) -> Any:
-        _, names, kinds = self._columns()
-        return _configure(self, model_spec, schema, names, kinds)
-
-    def execute(self, ctx: Any, model: Any, table: Any) -> Any:
+    def _options(self) -> Any:
         from llamo_plugin.annotate import AnnotateOptions
 
-        keys, names, kinds = self._columns()
-        options = AnnotateOptions(
+        return AnnotateOptions(
             tasks=("property",),
             properties=self._props(),
             add_ev=self.add_ev,
             fail_on_error=self.on_missing == "FAIL",
         )
-        return _execute(self, ctx, model, table, options, keys, kinds, names)
 
 
 @knext.node(
@@ -314,7 +295,7 @@ class PropertyPrediction:
 @knext.input_port("LLaMo model", "From the LLaMo Model Selector.", llamo_model_port_type)
 @knext.input_table("Molecules", "A table with a SMILES column.")
 @knext.output_table("Named molecules", "The input table with the name columns.")
-class IupacName:
+class IupacName(_AnnotatingNode):
     """Name each molecule (IUPAC) and verify the name with OPSIN.
 
     Appends the **IUPAC name**, its **round trip** status (OPSIN parses the name back to:
@@ -335,24 +316,20 @@ class IupacName:
     error_column = error_column_parameter()
     model_column = model_column_parameter()
 
-    def _columns(self) -> tuple[list[str], list[str], list[str]]:
-        names = [self.name_column, f"{self.name_column} round trip", f"{self.name_column} source"]
-        return with_status_columns(
-            self, ["iupac_name", "iupac_roundtrip", "iupac_source"], names, ["str"] * 3
-        )
-
-    def configure(self, ctx: Any, model_spec: Any, schema: Any) -> Any:
-        _, names, kinds = self._columns()
-        return _configure(self, model_spec, schema, names, kinds)
-
-    def execute(self, ctx: Any, model: Any, table: Any) -> Any:
+    def _options(self) -> Any:
         from llamo_plugin.annotate import AnnotateOptions
 
-        keys, names, kinds = self._columns()
-        options = AnnotateOptions(
+        return AnnotateOptions(
             tasks=("iupac",), iupac_fallback=self.fallback, fail_on_error=self.on_missing == "FAIL"
         )
-        return _execute(self, ctx, model, table, options, keys, kinds, names)
+
+    def _labels(self) -> dict[str, str]:
+        name = self.name_column
+        return {
+            "iupac_name": name,
+            "iupac_roundtrip": f"{name} round trip",
+            "iupac_source": f"{name} source",
+        }
 
 
 @knext.node(
@@ -366,7 +343,7 @@ class IupacName:
 @knext.input_port("LLaMo model", "From the LLaMo Model Selector.", llamo_model_port_type)
 @knext.input_table("Molecules", "A table with a SMILES column (and optionally questions).")
 @knext.output_table("Answers", "The input table with the answer column.")
-class MoleculeQA:
+class MoleculeQA(_AnnotatingNode):
     """Ask the model a free-form question about each molecule.
 
     One question for every row, or a question column (one per row). Appends the model's
@@ -392,29 +369,25 @@ class MoleculeQA:
     error_column = error_column_parameter()
     model_column = model_column_parameter()
 
-    def _columns(self) -> tuple[list[str], list[str], list[str]]:
-        return with_status_columns(self, ["answer"], [self.answer_column], ["str"])
+    def _options(self) -> Any:
+        from llamo_plugin.annotate import AnnotateOptions
+        from llamo_plugin.errors import ConfigError
+
+        try:
+            return AnnotateOptions(
+                tasks=("qa",),
+                question=self.question,
+                question_column=chosen_column(self.question_column) or "",
+                fail_on_error=self.on_missing == "FAIL",
+            )
+        except ConfigError as exc:  # neither a question nor a question column
+            raise knext.InvalidParametersError("give a question or a question column") from exc
+
+    def _labels(self) -> dict[str, str]:
+        return {"answer": self.answer_column}
 
     def configure(self, ctx: Any, model_spec: Any, schema: Any) -> Any:
         question_column = chosen_column(self.question_column)
         if question_column is not None and question_column not in schema.column_names:
             raise knext.InvalidParametersError(f"column {question_column!r} is not in the input")
-        if question_column is None and not self.question.strip():
-            raise knext.InvalidParametersError("give a question or a question column")
-        _, names, kinds = self._columns()
-        return _configure(self, model_spec, schema, names, kinds)
-
-    def execute(self, ctx: Any, model: Any, table: Any) -> Any:
-        from llamo_plugin.annotate import AnnotateOptions
-
-        question_column = chosen_column(self.question_column)
-        keys, names, kinds = self._columns()
-        options = AnnotateOptions(
-            tasks=("qa",),
-            question=self.question,
-            question_column=question_column or "",
-            fail_on_error=self.on_missing == "FAIL",
-        )
-        return _execute(
-            self, ctx, model, table, options, keys, kinds, names, question_column=question_column
-        )
+        return _configure(self, model_spec, schema)

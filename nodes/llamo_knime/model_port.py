@@ -60,7 +60,7 @@ class LlamoModelSpec(knext.PortObjectSpec):
 
     def load_pipeline(self) -> Any:
         from llamo_plugin.cache import default_cache_path
-        from llamo_plugin.pipeline import load_pipeline
+        from llamo_plugin.runtime import load_pipeline
 
         model_dir = self.model_dir if self.source == "local" else None
         cache = None

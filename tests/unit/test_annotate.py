@@ -36,7 +36,7 @@ def test_columns_declared_match_columns_produced(tiny_model: Any) -> None:
     }
     ann = _annotator(tiny_model, **opts)
     out = ann.annotate(TABLE)
-    assert list(out) == [name for name, _ in output_columns(AnnotateOptions(**opts))]
+    assert list(out) == [c.key for c in output_columns(AnnotateOptions(**opts))]
     assert all(len(v) == len(TABLE) for v in out.values())
     errors = out[ERROR_COLUMN]
     assert [e is None for e in errors] == [True, False, False, False, True, True, True]

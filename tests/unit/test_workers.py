@@ -11,7 +11,8 @@ import pytest
 from llamo_plugin.checkpoint.format import load_model, save_model
 from llamo_plugin.config import DecodeConfig
 from llamo_plugin.errors import CancelledError
-from llamo_plugin.pipeline import Pipeline, load_pipeline
+from llamo_plugin.pipeline import Pipeline
+from llamo_plugin.runtime import load_pipeline
 from llamo_plugin.workers import (
     WorkerError,
     WorkerPool,

@@ -203,27 +203,3 @@ class NearestNeighbours:
                 Neighbour(float(best_sim), self.captions[best], self.cids[best], self.smiles[best])
             )
         return out
-
-
-def write_reference_table(chebi_split: str | Path, out_path: str | Path) -> int:
-    """Write ``cid``/``smiles``/``caption`` TSV from a ChEBI-20 split file; returns the rows.
-
-    SMILES become RDKit canonical isomeric SMILES; unparseable rows are dropped (none in
-    ChEBI-20). Used to build the bundled table from ``chebi-20/validation.txt`` only.
-    """
-    from llamo_plugin.eval.common import clean_field
-
-    with open(chebi_split, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
-    n = 0
-    with open(out_path, "w", encoding="utf-8", newline="") as out:
-        out.write("cid\tsmiles\tcaption\n")
-        for row in rows:
-            parsed = _canonical(row["SMILES"])
-            if parsed is None:
-                continue
-            out.write(
-                f"{clean_field(row['CID'])}\t{parsed[1]}\t{clean_field(row['description'])}\n"
-            )
-            n += 1
-    return n

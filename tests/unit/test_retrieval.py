@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llamo_plugin.eval.retrieval import NearestNeighbours, bundled_table_path
+from llamo_plugin.retrieval import NearestNeighbours, bundled_table_path
 
 
 @pytest.fixture()
