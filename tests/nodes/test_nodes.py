@@ -182,7 +182,8 @@ def test_fail_mode_names_the_row() -> None:
 
 def test_cancel_inside_execution() -> None:
     df = pd.DataFrame({"smiles": VALID * 10})
-    model = run(ext.ModelSelector)
+    # No answer cache: earlier tests' answers would be served without generating anything.
+    model = run(ext.ModelSelector, settings={"answer_cache": False})
     with pytest.raises(RuntimeError, match="canceled"):
         run(
             ext.MoleculeDescription,
