@@ -1,10 +1,12 @@
 """Export the graph tokenizer (GIN + projector) to ONNX and check it against PyTorch.
 
-The export boundary is :class:`llamo_plugin.graph.module.GraphTokenizer`: seven plain tensors
-in (``GRAPH_INPUT_NAMES``), graph tokens ``[B, T, D]`` out. RDKit (parsing, features, motifs)
-stays outside the graph. We use the dynamo exporter (``torch.onnx.export(dynamo=True)``),
-opset 18, fp32, with every size dynamic: atoms ``N``, directed edges ``E``, molecules ``B``,
-the padded atom count ``A`` and the padded motif count ``M``.
+What is exported is the inference form of :class:`llamo_plugin.graph.module.GraphTokenizer`,
+:class:`llamo_plugin.graph.deduplicated.DedupGraphTokenizer` (class tables in, graph tokens
+``[B, T, D]`` out), checked against ``GraphTokenizer`` on PyG batches. RDKit (parsing,
+features, motifs) stays outside the graph. We use the dynamo exporter
+(``torch.onnx.export(dynamo=True)``), opset 18, fp32, with every size dynamic: atoms ``N``,
+directed edges ``E``, molecules ``B``, the padded atom count ``A`` and the padded motif count
+``M``.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def reference_smiles(limit: int = 256) -> list[str]:
     """The edge cases plus varied ChEBI-20 validation molecules bundled with the package."""
     import csv
 
-    from llamo_plugin.eval.retrieval import bundled_table_path
+    from llamo_plugin.retrieval import bundled_table_path
 
     smiles = list(EDGE_CASE_SMILES)
     with open(bundled_table_path(), newline="") as fh:
@@ -162,7 +164,8 @@ def check_parity(
     from llamo_plugin.backends.graph_onnx import OnnxGraphEncoder
     from llamo_plugin.chem.featurize import featurize
     from llamo_plugin.chem.smiles import parse_smiles
-    from llamo_plugin.graph.batching import collate_graphs, graph_batch_inputs, to_torch
+    from llamo_plugin.graph.batching import collate_graphs
+    from llamo_plugin.graph.data import collate_pyg
 
     smiles = list(smiles) if smiles is not None else reference_smiles()
     graphs = [featurize(parse_smiles(s)) for s in smiles]
@@ -174,10 +177,9 @@ def check_parity(
             chunk = graphs[start : start + size]
             if len(chunk) < size:  # wrap around so every batch has the requested size
                 chunk = (chunk + graphs * (size // len(graphs) + 1))[:size]
-            batch = collate_graphs(chunk)
-            got = encoder.encode(batch)
-            with torch.no_grad():
-                want = module(**to_torch(graph_batch_inputs(batch))).numpy()
+            got = encoder.encode(collate_graphs(chunk))  # numpy batch -> colour refinement
+            with torch.no_grad():  # the reference: the PyG batch through GraphTokenizer
+                want = module(collate_pyg(chunk)).numpy()
             worst = max(worst, float(np.abs(got - want).max()))
             if size >= len(graphs):
                 break

@@ -113,11 +113,11 @@ class TorchGraphEncoder:
     def encode(self, batch: GraphBatch) -> np.ndarray:
         import torch
 
-        from llamo_plugin.graph.batching import graph_batch_inputs, to_torch
+        from llamo_plugin.graph.data import batch_from_graph_batch
 
         device = next(self.module.parameters()).device
         with torch.inference_mode():
-            out = self.module(**to_torch(graph_batch_inputs(batch), device))
+            out = self.module(batch_from_graph_batch(batch).to(device))
         return out.float().cpu().numpy()
 
 

@@ -1,15 +1,18 @@
 """Stage 2: the GIN graph encoder of LLaMo (MoleculeSTM's GNN; reference §3).
 
 Module and attribute names follow the original (``atom_encoder.atom_embedding_list``,
-``gnns.{l}.mlp``, ``gnns.{l}.bond_encoder``, ``batch_norms``) so the official checkpoint maps
-onto it key for key. Message passing is written with ``index_add`` (no torch_geometric), which
-exports to a fast ONNX ``ScatterND`` path.
+``gnns.{l}.mlp``, ``gnns.{l}.eps``, ``gnns.{l}.bond_encoder``, ``batch_norms``) so the official
+checkpoint maps onto it key for key. Each layer is a ``torch_geometric.nn.MessagePassing``
+(:class:`GINConv`, as in LLaMo's ``molecule_stm.py``); the ONNX inference form computes the same
+layers in its own exact rearrangement (:mod:`llamo_plugin.graph.deduplicated`) from these
+modules' weights.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch_geometric.nn import MessagePassing
 
 from llamo_plugin.config import GraphEncoderConfig
 
@@ -34,19 +37,19 @@ class FeatureEmbedding(nn.Module):
         return out
 
 
-class GINLayer(nn.Module):
-    """One GIN layer with its own bond encoder.
+class GINConv(MessagePassing):
+    """One GIN layer with its own bond encoder (the original's ``GINConv``).
 
-    ``m_i = sum_{j->i} ReLU(h_j + BondEmb(e_ji))``; ``out_i = MLP((1 + eps) * h_i + m_i)``.
-    No self-loops; sum aggregation.
+    ``m_i = sum_{j->i} ReLU(h_j + BondEmb(e_ji))`` (``message``, aggregation ``"add"``, flow
+    source -> target); ``out_i = MLP((1 + eps) * h_i + m_i)``. No self-loops.
 
     Shapes:
-        h: ``[N, D]``, edge_index: ``[2, E]`` (row 0 source, row 1 target), bond: ``[E, 3]``
-        -> ``[N, D]``
+        x: ``[N, D]``, edge_index: ``[2, E]`` (row 0 source, row 1 target),
+        edge_attr: ``[E, 3]`` int64 bond features -> ``[N, D]``
     """
 
     def __init__(self, hidden: int, bond_vocab: tuple[int, ...], bn_eps: float) -> None:
-        super().__init__()
+        super().__init__(aggr="add")
         self.mlp = nn.Sequential(
             nn.Linear(hidden, 2 * hidden),
             nn.BatchNorm1d(2 * hidden, eps=bn_eps),
@@ -57,18 +60,22 @@ class GINLayer(nn.Module):
         self.bond_encoder = FeatureEmbedding(bond_vocab, hidden, "bond_embedding_list")
 
     def forward(
-        self, h: torch.Tensor, edge_index: torch.Tensor, bond_features: torch.Tensor
+        self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor
     ) -> torch.Tensor:
-        messages = torch.relu(h.index_select(0, edge_index[0]) + self.bond_encoder(bond_features))
-        # Under bf16 autocast h may be bf16 while the messages are fp32: sum in their dtype.
-        aggregated = h.new_zeros(h.shape, dtype=messages.dtype).index_add(
-            0, edge_index[1], messages
-        )
-        return self.mlp((1 + self.eps) * h + aggregated)
+        # Under bf16 autocast x may be bf16 while the bond embeddings are fp32: the messages,
+        # and so their sum, are then fp32 (the scatter sums in the messages' dtype).
+        aggregated = self.propagate(edge_index, x=x, edge_attr=self.bond_encoder(edge_attr))
+        return self.mlp((1 + self.eps) * x + aggregated)
+
+    def message(self, x_j: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
+        """``[E, D]``: ``ReLU(h_source + bond embedding)``."""
+        return torch.relu(x_j + edge_attr)
 
 
 class GINEncoder(nn.Module):
     """The 5 x 300 GIN; returns the atom embeddings and every layer's node states.
+
+    Takes PyG's tensors (``batch.x``, ``batch.edge_index``, ``batch.edge_attr``).
 
     Shapes:
         atom_features ``[N, 9]``, edge_index ``[2, E]``, bond_features ``[E, 3]``
@@ -81,7 +88,7 @@ class GINEncoder(nn.Module):
         d = config.hidden_size
         self.atom_encoder = FeatureEmbedding(config.atom_vocab_sizes, d, "atom_embedding_list")
         self.gnns = nn.ModuleList(
-            GINLayer(d, config.bond_vocab_sizes, config.batch_norm_eps)
+            GINConv(d, config.bond_vocab_sizes, config.batch_norm_eps)
             for _ in range(config.num_layers)
         )
         self.batch_norms = nn.ModuleList(

@@ -20,7 +20,7 @@ from llamo_plugin.chem.featurize import featurize
 from llamo_plugin.chem.smiles import parse_smiles, prompt_smiles
 from llamo_plugin.config import DecodeConfig, LlamoConfig
 from llamo_plugin.errors import ConfigError, InvalidSmilesError
-from llamo_plugin.graph.batching import collate_graphs, graph_batch_inputs, to_torch
+from llamo_plugin.graph.data import collate_pyg
 from llamo_plugin.graph.module import GraphTokenizer
 from llamo_plugin.prompt.assemble import (
     EncodedPrompt,
@@ -122,8 +122,7 @@ class LlamoModel(nn.Module):
 
     def encode_graphs(self, graphs: Sequence[MolGraph]) -> torch.Tensor:
         """Graph tokens ``[B, T, D]`` (fp32) for a list of molecules."""
-        inputs = to_torch(graph_batch_inputs(collate_graphs(graphs)), self.device)
-        return self.graph(**inputs)
+        return self.graph(collate_pyg(graphs).to(self.device))
 
     def inputs_embeds(self, batch: PromptBatch, graph_tokens: torch.Tensor) -> torch.Tensor:
         """Token embeddings with graph tokens spliced in: ``[B, L, D]`` in the LM dtype."""

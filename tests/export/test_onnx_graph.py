@@ -72,12 +72,13 @@ def test_edge_cases_in_one_batch_match_torch(tiny_model: Any, tiny_onnx: Path) -
     enc = OnnxGraphEncoder(tiny_onnx, device="cpu")
     from llamo_plugin.chem.featurize import featurize
     from llamo_plugin.chem.smiles import parse_smiles
-    from llamo_plugin.graph.batching import collate_graphs, graph_batch_inputs, to_torch
+    from llamo_plugin.graph.batching import collate_graphs
+    from llamo_plugin.graph.data import collate_pyg
 
-    batch = collate_graphs([featurize(parse_smiles(s)) for s in EDGE_CASE_SMILES])
-    got = enc.encode(batch)
+    mols = [featurize(parse_smiles(s)) for s in EDGE_CASE_SMILES]
+    got = enc.encode(collate_graphs(mols))
     with torch.no_grad():
-        want = graph(**to_torch(graph_batch_inputs(batch))).numpy()
+        want = graph(collate_pyg(mols)).numpy()
     assert got.shape == (len(EDGE_CASE_SMILES), 28, tiny_model.lm.config.hidden_size)
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)

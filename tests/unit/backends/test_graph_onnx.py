@@ -78,9 +78,35 @@ def test_graph_exported_by_earlier_versions_still_runs(tiny_model: Any, tmp_path
     atoms, edges, batch, width = dim("n", min=1), dim("e", min=0), dim("b", min=1), dim("a")
     motifs = dim("m", min=1)
     path = tmp_path / "old.onnx"
+
+    class PlainTensors(torch.nn.Module):  # the earlier export boundary: 7 plain tensors
+        def __init__(self, tokenizer: torch.nn.Module) -> None:
+            super().__init__()
+            self.tokenizer = tokenizer  # not `graph`: that name is taken in the traced module
+
+        def forward(
+            self,
+            atom_features: torch.Tensor,
+            edge_index: torch.Tensor,
+            bond_features: torch.Tensor,
+            node_dense_index: torch.Tensor,
+            node_mask: torch.Tensor,
+            motifs: torch.Tensor,
+            motif_mask: torch.Tensor,
+        ) -> torch.Tensor:
+            return self.tokenizer.forward_tensors(
+                atom_features,
+                edge_index,
+                bond_features,
+                node_dense_index,
+                node_mask,
+                motifs,
+                motif_mask,
+            )
+
     with torch.no_grad():
         torch.onnx.export(
-            tiny_model.graph.eval(),
+            PlainTensors(tiny_model.graph).eval(),
             (),
             kwargs=inputs,
             dynamo=True,

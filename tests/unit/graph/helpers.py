@@ -12,6 +12,7 @@ from llamo_plugin.chem.featurize import featurize
 from llamo_plugin.chem.smiles import parse_smiles
 from llamo_plugin.config import GraphEncoderConfig, ProjectorConfig
 from llamo_plugin.graph.batching import collate_graphs, graph_batch_inputs, to_torch
+from llamo_plugin.graph.data import collate_pyg
 from llamo_plugin.graph.module import GraphTokenizer
 from llamo_plugin.records import MolGraph
 
@@ -77,9 +78,11 @@ def graphs(smiles: Sequence[str]) -> list[MolGraph]:
 
 
 def batch_inputs(mols: Sequence[MolGraph]) -> dict[str, torch.Tensor]:
+    """The plain-tensor inputs (``GRAPH_INPUT_NAMES``) from the numpy collation."""
     return to_torch(graph_batch_inputs(collate_graphs(mols)))
 
 
 @torch.no_grad()
 def tokens(model: GraphTokenizer, smiles: Sequence[str]) -> torch.Tensor:
-    return model(**batch_inputs(graphs(smiles)))
+    """Graph tokens through the model's PyG path (``collate_pyg`` -> ``forward``)."""
+    return model(collate_pyg(graphs(smiles)))

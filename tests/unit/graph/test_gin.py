@@ -1,12 +1,16 @@
-"""Tests for llamo_plugin.graph.gin: the 5 x 300 GIN of reference §3."""
+"""Tests for llamo_plugin.graph.gin: the 5 x 300 GIN of reference §3 (PyG MessagePassing)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch_geometric.nn import MessagePassing
 
+from llamo_plugin.checkpoint.convert_llamo import map_official_key
 from llamo_plugin.config import GraphEncoderConfig
-from llamo_plugin.graph.gin import FeatureEmbedding, GINEncoder, GINLayer
+from llamo_plugin.graph.data import collate_pyg
+from llamo_plugin.graph.gin import FeatureEmbedding, GINConv, GINEncoder
+from tests.helpers.official_layout import official_layout
 
 from .helpers import BIG_SMILES, HIDDEN, batch_inputs, graphs, rescale_
 
@@ -46,6 +50,27 @@ def test_state_dict_keys_follow_checkpoint_names() -> None:
         for col, size in enumerate((5, 6, 2)):
             assert sd[p + f"bond_encoder.bond_embedding_list.{col}.weight"].shape == (size, 300)
         assert sd[f"batch_norms.{layer}.running_mean"].shape == (300,)
+
+
+def test_state_dict_keys_are_the_converters_targets() -> None:
+    """Our GIN keys are exactly where the converter puts the official GNN keys (the
+    MessagePassing base class adds no parameter or buffer)."""
+    with torch.device("meta"):
+        enc = GINEncoder(GraphEncoderConfig())
+    targets = set()
+    for name in official_layout():
+        hit = map_official_key(name)
+        if hit is not None and hit[1].startswith("encoder."):
+            targets.add(hit[1].removeprefix("encoder."))
+    assert len(targets) == 99
+    assert set(enc.state_dict()) == targets
+
+
+def test_layers_are_pyg_message_passing() -> None:
+    enc = _encoder()
+    for layer in enc.gnns:
+        assert isinstance(layer, GINConv) and isinstance(layer, MessagePassing)
+        assert layer.aggr == "add" and layer.flow == "source_to_target"
 
 
 def test_reference_init() -> None:
@@ -94,7 +119,7 @@ def test_relu_on_all_but_last_level() -> None:
 
 
 def _reference_layer(
-    layer: GINLayer, h: torch.Tensor, edge_index: torch.Tensor, bond: torch.Tensor
+    layer: GINConv, h: torch.Tensor, edge_index: torch.Tensor, bond: torch.Tensor
 ) -> torch.Tensor:
     """m_i = sum over edges j->i of ReLU(h_j + BondEmb(e_ji)); out = MLP((1 + eps) h_i + m_i)."""
     bond_emb = layer.bond_encoder(bond)
@@ -116,6 +141,51 @@ def test_layers_match_naive_message_passing() -> None:
             if i < len(enc.gnns) - 1:
                 h = torch.relu(h)
             torch.testing.assert_close(levels[i + 1], h, atol=1e-5, rtol=1e-5)
+
+
+def _index_add_layer(
+    layer: GINConv, h: torch.Tensor, edge_index: torch.Tensor, bond: torch.Tensor
+) -> torch.Tensor:
+    """The layer as written before torch_geometric (gather, ``index_add``, MLP)."""
+    messages = torch.relu(h.index_select(0, edge_index[0]) + layer.bond_encoder(bond))
+    aggregated = h.new_zeros(h.shape, dtype=messages.dtype).index_add(0, edge_index[1], messages)
+    return layer.mlp((1 + layer.eps) * h + aggregated)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_message_passing_equals_index_add_on_random_graphs(seed: int) -> None:
+    """Random multigraphs (self-loop edges, isolated and high-degree nodes, unsorted
+    edges): the MessagePassing layer equals the index_add formulation, values and
+    gradients, in training mode (batch statistics) and in eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+    enc = _encoder(seed)
+    layer = enc.gnns[seed % len(enc.gnns)]
+    n, e = 40 + 10 * seed, 150
+    edge_index = torch.randint(0, n - 5, (2, e), generator=gen)  # the last 5 nodes isolated
+    edge_index[1, :20] = 0  # one node with a large in-degree
+    bond = torch.stack([torch.randint(0, v, (e,), generator=gen) for v in (5, 6, 2)], dim=1)
+    for training in (True, False):
+        layer.train(training)
+        h = torch.randn(n, HIDDEN, generator=gen, requires_grad=True)
+        got = layer(h, edge_index, bond)
+        (grad_got,) = torch.autograd.grad(got.square().sum(), h)
+        want = _index_add_layer(layer, h, edge_index, bond)
+        (grad_want,) = torch.autograd.grad(want.square().sum(), h)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(grad_got, grad_want, atol=1e-5, rtol=1e-5)
+    layer.eval()
+
+
+def test_encoder_on_pyg_batch_tensors() -> None:
+    """The encoder takes the PyG batch's tensors and gives what the numpy collation gives."""
+    enc = _encoder()
+    smiles = ["CC(=O)Oc1ccccc1C(=O)O", "[Na+].[Cl-]", "C1CC1N"]
+    batch = collate_pyg(graphs(smiles))
+    with torch.no_grad():
+        via_pyg = enc(batch.x, batch.edge_index, batch.edge_attr)
+        via_numpy = enc(*_inputs(smiles))
+    for a, b in zip(via_pyg, via_numpy, strict=True):
+        assert torch.equal(a, b)
 
 
 def test_message_flows_from_source_to_target_without_self_loops() -> None:

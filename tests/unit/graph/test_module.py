@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from llamo_plugin.config import GraphEncoderConfig, ProjectorConfig
+from llamo_plugin.graph.data import collate_pyg, to_pyg
 from llamo_plugin.graph.module import GRAPH_INPUT_NAMES, GraphTokenizer
 
 from .helpers import BIG_SMILES, OUTPUT, batch_inputs, graphs, make_tokenizer, tokens
@@ -30,9 +31,28 @@ def test_parameter_count_at_llm_width() -> None:
     assert model.num_graph_tokens == 28
 
 
-def test_forward_signature_matches_input_names() -> None:
-    params = list(inspect.signature(GraphTokenizer.forward).parameters)[1:]
+def test_forward_tensors_signature_matches_input_names() -> None:
+    params = list(inspect.signature(GraphTokenizer.forward_tensors).parameters)[1:]
     assert tuple(params) == GRAPH_INPUT_NAMES
+    assert list(inspect.signature(GraphTokenizer.forward).parameters)[1:] == ["batch"]
+
+
+def test_pyg_batch_equals_plain_tensor_form() -> None:
+    """forward(PyG Batch) and forward_tensors(numpy collation) compute the same tokens: the
+    PyG dense layout matches the numpy one exactly."""
+    model = make_tokenizer()
+    mols = graphs(MIXED)
+    with torch.no_grad():
+        via_pyg = model(collate_pyg(mols))
+        via_tensors = model.forward_tensors(**batch_inputs(mols))
+    assert torch.equal(via_pyg, via_tensors)
+
+
+def test_single_data_is_one_molecule() -> None:
+    model = make_tokenizer()
+    mol = graphs(["CC(=O)Oc1ccccc1C(=O)O"])[0]
+    with torch.no_grad():
+        torch.testing.assert_close(model(to_pyg(mol)), model(collate_pyg([mol])))
 
 
 def test_densify() -> None:
@@ -88,7 +108,7 @@ def test_molecule_without_motifs_uses_raw_motif_queries(order: str, slots: slice
     inputs = batch_inputs(batch)
     assert inputs["motif_mask"][0].any().item() is False
     with torch.no_grad():
-        out = model(**inputs)
+        out = model(collate_pyg(batch))
         proj = model.projector
         raw = proj.motif_tokens(inputs["motifs"], inputs["motif_mask"])
         expected = proj.net(proj.layer_norm(proj.motif_query_tokens))
