@@ -7,7 +7,7 @@ row comes out, in order, with a status. Steps:
 2. deduplicate by (canonical isomeric SMILES, instruction);
 3. look the unique requests up in the optional :class:`~llamo_plugin.cache.AnswerCache`;
 4. for the misses, in chunks: featurise + encode the prompt + run the graph encoder
-   (onnxruntime or PyTorch), optionally overlapped with the LM decoding the previous chunk;
+   (onnxruntime or PyTorch);
 5. decode with the LM backend (``hf`` or ``vllm``), store each finished chunk in the cache.
    With a :class:`~llamo_plugin.workers.WorkerPool`, steps 4-5 of each chunk run in worker
    processes, one interleaved shard each (:meth:`Pipeline.answer_items`);
@@ -20,10 +20,7 @@ are already cached).
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -104,7 +101,6 @@ class Pipeline:
         backend: LMBackend | None = None,
         cache: AnswerCache | None = None,
         chunk_size: int | None = None,
-        overlap: bool = False,
         workers: WorkerPool | None = None,
     ) -> None:
         """
@@ -116,9 +112,6 @@ class Pipeline:
             cache: persistent answer cache (None: no caching).
             chunk_size: unique molecules per work chunk (progress/cancel/cache granularity;
                 None: 256 per worker process, or 256).
-            overlap: prepare the next chunk in a thread while the LM decodes (off by default:
-                on 2 CPU cores it was 4% slower than serial, docs/benchmarks.md; it can help
-                when the LM runs on a GPU).
             workers: run the prepare + decode stages in these worker processes (they load
                 the same model; ``graph_encoder`` and ``backend`` then serve only
                 :meth:`answer_items` calls made in this process).
@@ -131,17 +124,13 @@ class Pipeline:
         self.backend = backend or HFBackend(model)
         self.cache = cache
         self.workers = workers
-        if workers is not None:
-            if overlap:
-                raise ValueError("overlap and workers exclude each other (workers prepare)")
-            if workers.checksum != self.model.checksum:
-                raise ValueError(
-                    f"the workers' model ({workers.checksum}) is not this pipeline's model "
-                    f"({self.model.checksum})"
-                )
+        if workers is not None and workers.checksum != self.model.checksum:
+            raise ValueError(
+                f"the workers' model ({workers.checksum}) is not this pipeline's model "
+                f"({self.model.checksum})"
+            )
         per_chunk = 256 * (workers.workers if workers is not None else 1)
         self.chunk_size = chunk_size or per_chunk
-        self.overlap = overlap
         self.stats = RunStats()
 
     def close(self) -> None:
@@ -197,49 +186,13 @@ class Pipeline:
             return []
         return self.backend.generate(self._prepare_chunk(items), decode, should_stop=should_stop)
 
-    def _chunks(self, items: list[tuple[Any, str]], should_stop: ShouldStop | None) -> Any:
-        """Yield ``(chunk_items, prompt_inputs)``; with ``overlap`` a worker thread prepares
-        the next chunk while the caller decodes the current one; with worker processes the
-        inputs are None (the workers prepare)."""
-        chunks = [items[i : i + self.chunk_size] for i in range(0, len(items), self.chunk_size)]
-        if self.workers is not None:
-            for chunk in chunks:
-                yield chunk, None
-            return
-        if not self.overlap or len(chunks) < 2:
-            for chunk in chunks:
-                yield chunk, self._prepare_chunk(chunk)
-            return
-        ready: queue.Queue[Any] = queue.Queue(maxsize=1)
-        stop = threading.Event()
-
-        def work() -> None:
-            try:
-                for chunk in chunks:
-                    if stop.is_set() or (should_stop is not None and should_stop()):
-                        break
-                    ready.put((chunk, self._prepare_chunk(chunk)))
-            except BaseException as exc:  # surfaced in the caller's thread
-                ready.put(exc)
-                return
-            ready.put(None)
-
-        thread = threading.Thread(target=work, name="llamo-prepare", daemon=True)
-        thread.start()
-        try:
-            while True:
-                got = ready.get()
-                if got is None:
-                    return
-                if isinstance(got, BaseException):
-                    raise got
-                yield got
-        finally:
-            stop.set()
-            while thread.is_alive():  # unblock a worker waiting on a full queue
-                with contextlib.suppress(queue.Empty):
-                    ready.get_nowait()
-                thread.join(timeout=0.05)
+    def _chunks(self, items: list[tuple[Any, str]]) -> Any:
+        """Yield ``(chunk_items, prompt_inputs)``; with worker processes the inputs are None
+        (the workers prepare). (Preparing the next chunk in a thread while the LM decodes
+        was measured 4% slower on 2 cores and removed; docs/benchmarks.md.)"""
+        for i in range(0, len(items), self.chunk_size):
+            chunk = items[i : i + self.chunk_size]
+            yield chunk, None if self.workers is not None else self._prepare_chunk(chunk)
 
     # --------------------------------------------------------------------- run
     def run(
@@ -310,7 +263,7 @@ class Pipeline:
         # Similar SMILES lengths -> similar prompt lengths -> less padding per LM batch.
         todo = sorted((k for k in requests if k not in answers), key=lambda k: len(k[0]))
         t_decode = 0.0
-        for chunk, inputs in self._chunks([(molecules[k], k[1]) for k in todo], should_stop):
+        for chunk, inputs in self._chunks([(molecules[k], k[1]) for k in todo]):
             if should_stop is not None and should_stop():
                 raise CancelledError("cancelled between batches")
             t0 = time.perf_counter()

@@ -14,10 +14,6 @@ from collections.abc import Sequence
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": (
-        "llamo_plugin.cli.demo",
-        "describe the molecules of a small table (CSV) and print them",
-    ),
     "annotate": (
         "llamo_plugin.cli.annotate",
         "append descriptions, properties, IUPAC names or answers to a molecule table",

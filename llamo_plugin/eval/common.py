@@ -105,7 +105,7 @@ def run_model(
     from llamo_plugin.backends.hf import HFBackend
     from llamo_plugin.pipeline import Pipeline
 
-    pipe = Pipeline(model, backend=HFBackend(model, max_batch_size=batch_size), overlap=False)
+    pipe = Pipeline(model, backend=HFBackend(model, max_batch_size=batch_size))
 
     def progress(done: int, total: int) -> None:
         if done == total or done % max(log_every, 1) < pipe.chunk_size:

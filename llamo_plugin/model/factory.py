@@ -1,4 +1,4 @@
-"""Build LLaMo models with fresh (random) weights: tiny test/demo models and training starts."""
+"""Build LLaMo models with fresh (random) weights: tiny test models and training starts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from llamo_plugin.config import LlamoConfig, ProjectorConfig
 from llamo_plugin.model.llamo import LlamoModel
 
-#: A tiny Llama (2 layers, width 64) for tests and the random-weight demo.
+#: A tiny Llama (2 layers, width 64) for tests.
 TINY_LM_CONFIG: dict[str, Any] = {
     "hidden_size": 64,
     "intermediate_size": 128,
@@ -70,10 +70,10 @@ def build_random_model(
 
 
 def tiny_random_model(seed: int = 0, **projector: Any) -> LlamoModel:
-    """The tiny random LLaMo used by tests and by the demo before a trained model exists."""
+    """The tiny random LLaMo used by tests (never in place of a real model)."""
     config = LlamoConfig(
         name="tiny-random",
         projector=ProjectorConfig(**{"output_size": TINY_LM_CONFIG["hidden_size"], **projector}),
-        description="Random weights; for tests and plumbing demos only.",
+        description="Random weights; for tests only.",
     )
     return build_random_model(TINY_LM_CONFIG, tiny_tokenizer(), config, seed=seed)

@@ -100,10 +100,7 @@ def test_progress_reports_every_chunk(tiny_model: Any) -> None:
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
-@pytest.mark.parametrize("overlap", [True, False])
-def test_cancel_keeps_finished_chunks_cached(
-    tiny_model: Any, tmp_path: Path, overlap: bool
-) -> None:
+def test_cancel_keeps_finished_chunks_cached(tiny_model: Any, tmp_path: Path) -> None:
     smiles = ["C" * n for n in range(1, 9)]  # 8 distinct molecules = 4 chunks
     done = {"chunks": 0}
 
@@ -111,7 +108,7 @@ def test_cancel_keeps_finished_chunks_cached(
         done["chunks"] = d // 2
 
     with AnswerCache(tmp_path / "c.sqlite") as cache:
-        pipe = _pipeline(tiny_model, cache=cache, overlap=overlap)
+        pipe = _pipeline(tiny_model, cache=cache)
         with pytest.raises(CancelledError):
             pipe.run(
                 smiles, Q, decode=DECODE, progress=progress, should_stop=lambda: done["chunks"] >= 2

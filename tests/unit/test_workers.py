@@ -105,8 +105,6 @@ def test_pipeline_refuses_another_models_workers(pool: WorkerPool, tiny_model: A
     other = tiny_random_model(seed=1)
     with pytest.raises(ValueError, match="not this pipeline's model"):
         Pipeline(other, workers=pool)
-    with pytest.raises(ValueError, match="overlap"):
-        Pipeline(tiny_model, workers=pool, overlap=True)
 
 
 def test_a_dead_worker_is_reported_and_closes_the_pool(model_dir: Path) -> None:
