@@ -183,6 +183,10 @@ class DecodeConfig(FrozenConfig):
     #: a regular expression the whole answer must match (constrained decoding, e.g. the
     #: property format ``-?0\.\d{4}``; :mod:`llamo_plugin.model.answer_format`); "" = free
     answer_format: str = ""
+    #: with an answer_format: pick each token greedily ("argmax") or at the median of the
+    #: model's distribution over the numbers the candidates lead to ("median", the choice
+    #: that minimises expected absolute error; for numeric answers)
+    answer_choice: Literal["argmax", "median"] = "argmax"
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:

@@ -45,6 +45,8 @@ class TaskSpec:
     instructions: tuple[str, ...]
     max_new_tokens: int
     answer_format: str = ""
+    #: how each token of a formatted answer is chosen (``DecodeConfig.answer_choice``)
+    answer_choice: str = "argmax"
 
     @property
     def default_instruction(self) -> str:

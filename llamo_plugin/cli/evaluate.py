@@ -116,6 +116,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="property, pubchem-gap: decode freely instead of constrained to the answer format",
     )
     parser.add_argument(
+        "--answer-choice",
+        choices=("argmax", "median"),
+        default=None,
+        help="property, pubchem-gap: greedy digits (argmax) or the median of the model's "
+        "distribution over the answer's number (default: the task's setting)",
+    )
+    parser.add_argument(
         "--iupac-sets",
         nargs="+",
         choices=SETS,
@@ -214,6 +221,7 @@ def _property(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, 
         batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
         constrained=not args.unconstrained,
+        answer_choice=args.answer_choice,
     )
     metrics, table = p.score_answers(rows, answers)
     meta = {
@@ -221,6 +229,7 @@ def _property(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, 
         "model": model_identity(model),
         "data": str(split),
         "decoding": "free" if args.unconstrained else "constrained to the answer format",
+        "answer_choice": args.answer_choice or "task default",
         "parse": "first match of -?\\d+(\\.\\d+)?; unparseable answers counted",
     }
     return {**meta, **metrics}, table, ["target", "parsed", "stop"]
@@ -236,13 +245,18 @@ def _pubchem_gap(
     rows = p.load_gap_split(split, limit=args.limit)
     model = _load_model(args)
     metrics, table = p.pubchem_gap_answers(
-        model, rows, batch_size=args.batch_size, constrained=not args.unconstrained
+        model,
+        rows,
+        batch_size=args.batch_size,
+        constrained=not args.unconstrained,
+        answer_choice=args.answer_choice,
     )
     meta = {
         "source": "model",
         "model": model_identity(model),
         "data": str(split),
         "decoding": "free" if args.unconstrained else "constrained to the answer format",
+        "answer_choice": args.answer_choice or "task default",
         "note": "pubchem_ev: the PubChem-DFT instruction (eV); qm9_gap: the default QM9 gap "
         "instruction (Hartree x 27.2114), another level of theory: read its spearman",
     }

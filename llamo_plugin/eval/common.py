@@ -83,6 +83,7 @@ def run_model(
     log_every: int = 256,
     free_text: bool = False,
     answer_format: str = "",
+    answer_choice: str = "argmax",
 ) -> list[ModelOutput]:
     """Greedy answers of ``model`` for every (SMILES, instruction) pair, in order.
 
@@ -90,8 +91,9 @@ def run_model(
     control); otherwise plain greedy decoding (numbers and names must not be penalised for
     repeating characters); ``answer_format`` constrains the answers to that regular
     expression (:mod:`llamo_plugin.model.answer_format`; what the product does for property
-    answers). Runs through :class:`~llamo_plugin.pipeline.Pipeline` (batched,
-    deduplicated, same tokens as batch-1 decoding). Invalid SMILES give
+    answers), each token picked by ``answer_choice`` (``argmax`` or ``median``). Runs
+    through :class:`~llamo_plugin.pipeline.Pipeline` (batched, deduplicated, same tokens as
+    batch-1 decoding). Invalid SMILES give
     ``ModelOutput("", "invalid_smiles")``; nothing is dropped.
     """
     from llamo_plugin.config import DecodeConfig
@@ -101,7 +103,11 @@ def run_model(
     if free_text:
         decode = model.config.decode.replace(max_new_tokens=max_new_tokens)
     else:
-        decode = DecodeConfig(max_new_tokens=max_new_tokens, answer_format=answer_format)
+        decode = DecodeConfig(
+            max_new_tokens=max_new_tokens,
+            answer_format=answer_format,
+            answer_choice=answer_choice if answer_format else "argmax",
+        )
     from llamo_plugin.backends.hf import HFBackend
     from llamo_plugin.pipeline import Pipeline
 

@@ -220,9 +220,11 @@ def model_answers(
     batch_size: int,
     max_new_tokens: int | None = None,
     constrained: bool = True,
+    answer_choice: str | None = None,
 ) -> dict[str, list[Any]]:
     """Ask the model each target's default instruction for every molecule, decoding
-    constrained to the answer format as the product does (``constrained=False``: free)."""
+    constrained to the answer format as the product does (``constrained=False``: free), each
+    token chosen by ``answer_choice`` (default: the task's, ``TaskSpec.answer_choice``)."""
     from llamo_plugin.eval.common import run_model
     from llamo_plugin.tasks import PROPERTIES, Property
 
@@ -236,6 +238,7 @@ def model_answers(
             max_new_tokens=max_new_tokens or spec.max_new_tokens,
             batch_size=batch_size,
             answer_format=spec.answer_format if constrained else "",
+            answer_choice=answer_choice or spec.answer_choice,
         )
     return out
 
@@ -258,6 +261,7 @@ def pubchem_gap_answers(
     *,
     batch_size: int,
     constrained: bool = True,
+    answer_choice: str | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The gap of drug-like molecules asked two ways, scored by rank and error.
 
@@ -291,6 +295,7 @@ def pubchem_gap_answers(
             max_new_tokens=cap,
             batch_size=batch_size,
             answer_format=fmt if constrained else "",
+            answer_choice=answer_choice or gap.answer_choice,
         )
         preds: list[float | None] = []
         for (s, ref), out in zip(rows, outs, strict=True):

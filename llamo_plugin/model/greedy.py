@@ -65,10 +65,13 @@ def next_tokens(
 ) -> torch.Tensor:
     """The greedy choice of every running row: repetition penalty, then the n-gram ban, on
     the generated tokens (``generate``'s order), then the answer format's mask (if any),
-    then argmax. ``logits [B, V]`` -> ``[B]``."""
+    then argmax (or, with ``decode.answer_choice == "median"``, the format's median choice).
+    ``logits [B, V]`` -> ``[B]``."""
     scores = apply_repetition_penalty(logits.float(), generated, decode.repetition_penalty)
     scores = ban_repeated_ngrams(scores, generated, decode.no_repeat_ngram_size)
     if answer_format is not None:
+        if decode.answer_choice == "median":
+            return answer_format.median_tokens(scores, generated)
         scores = answer_format.mask_scores(scores, generated)
     return scores.argmax(dim=-1)
 

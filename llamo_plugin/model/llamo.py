@@ -243,7 +243,8 @@ class LlamoModel(nn.Module):
         if fmt is not None:
             from transformers import LogitsProcessorList
 
-            kwargs["logits_processor"] = LogitsProcessorList([fmt.logits_processor()])
+            median = decode.answer_choice == "median"
+            kwargs["logits_processor"] = LogitsProcessorList([fmt.logits_processor(median)])
         if preallocate_cache:
             from llamo_plugin.model.kv_cache import preallocated_cache
 

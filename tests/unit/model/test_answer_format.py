@@ -75,3 +75,50 @@ def test_paths_agree(model) -> None:  # type: ignore[no-untyped-def]
 def test_decode_config_rejects_a_bad_regex() -> None:
     with pytest.raises(ConfigError, match="regex"):
         DecodeConfig(answer_format="(-?0\\.\\d{4}")
+
+
+class _StubTokenizer:
+    """A five-piece vocabulary: EOS and four candidate answers."""
+
+    pieces = ("</s>", "\u2581-0.2", "\u2581-0.3", "\u2581-0.4", "\u2581x")
+    eos_token_id = 0
+    all_special_ids = (0,)
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    def convert_ids_to_tokens(self, i: int) -> str:
+        return self.pieces[i]
+
+
+def test_number_midpoint() -> None:
+    from llamo_plugin.model.answer_format import number_midpoint
+
+    assert number_midpoint("-0.24") == pytest.approx(-0.245)
+    assert number_midpoint(" 5") == pytest.approx(5.5)
+    assert number_midpoint("-") is None and number_midpoint("x1") is None
+
+
+def test_median_choice_differs_from_the_mode() -> None:
+    fmt = AnswerFormat(_StubTokenizer(), r"-0\.\d")
+    probs = torch.tensor([[0.0, 0.40, 0.35, 0.25, 0.0]])
+    scores = probs.clamp(min=1e-9).log()
+    empty = torch.empty(1, 0, dtype=torch.long)
+    assert int(fmt.mask_scores(scores, empty).argmax()) == 1  # the mode: -0.2
+    assert int(fmt.median_tokens(scores, empty)[0]) == 2  # the median: -0.3
+    # a complete answer: only EOS remains, whatever the choice rule
+    done = torch.tensor([[2]])
+    assert int(fmt.median_tokens(scores, done)[0]) == 0
+
+
+def test_median_decoding_is_well_formed_in_every_path(model) -> None:  # type: ignore[no-untyped-def]
+    decode = DecodeConfig(
+        max_new_tokens=12, answer_format=PROPERTY_ANSWER_FORMAT, answer_choice="median"
+    )
+    prepared = [model.prepare(s, "What is the HOMO-LUMO gap?") for s in SMILES]
+    tokens = model.encode_graphs([p.graph for p in prepared])
+    prompts = [p.prompt for p in prepared]
+    a = model.generate_with_graph_tokens(prompts, tokens, decode, compact=True)
+    b = model.generate_with_graph_tokens(prompts, tokens, decode, compact=False)
+    assert [g.text for g in a] == [g.text for g in b]
+    assert all(re.fullmatch(PROPERTY_ANSWER_FORMAT, g.text) for g in a)
