@@ -39,7 +39,7 @@ from llamo_plugin.tasks import STATUS_COLUMNS, OutputColumn
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("description", "property", "iupac", "qa")
+TASKS = ("description", "property", "iupac", "qa", "forward", "retro")
 PROPERTY_NAMES = ("homo", "lumo", "gap")
 HARTREE_TO_EV = 27.211386245988
 DOMAIN_COLUMN, ERROR_COLUMN = (c.key for c in STATUS_COLUMNS)
@@ -98,7 +98,22 @@ def output_columns(options: AnnotateOptions) -> list[OutputColumn]:
         cols += t.IUPAC_COLUMNS
     if "qa" in options.tasks:
         cols += t.QA_COLUMNS
+    if "forward" in options.tasks:
+        cols += t.FORWARD_COLUMNS
+    if "retro" in options.tasks:
+        cols += t.RETRO_COLUMNS
     return cols + list(t.STATUS_COLUMNS)
+
+
+def check_model_tasks(options: AnnotateOptions, model_tasks: Sequence[str], model: str) -> None:
+    """``ConfigError`` when ``options`` ask for a task the model was not trained for (its
+    answers would be noise printed as answers)."""
+    missing = [t for t in options.tasks if t not in model_tasks]
+    if missing:
+        raise ConfigError(
+            f"model {model!r} was not trained for the task(s) {', '.join(missing)}; it "
+            f"declares {', '.join(model_tasks)} (llamo_config.json 'tasks')"
+        )
 
 
 @dataclass
@@ -132,6 +147,8 @@ class Annotator:
     """Appends task columns to batches of rows with one :class:`~llamo_plugin.pipeline.Pipeline`."""
 
     def __init__(self, pipeline: Any, options: AnnotateOptions) -> None:
+        config = pipeline.model.config
+        check_model_tasks(options, config.tasks, config.name)
         self.pipeline = pipeline
         self.options = options
         self.stats = AnnotateStats()
@@ -164,9 +181,11 @@ class Annotator:
         """
         from llamo_plugin.tasks import (
             DESCRIPTION,
+            FORWARD,
             IUPAC,
             PROPERTIES,
             QA_MAX_NEW_TOKENS,
+            RETRO,
             Property,
             parse_number,
         )
@@ -246,6 +265,13 @@ class Annotator:
             )
             note(rows)
             out["answer"] = [r.text if r.status == "ok" else None for r in rows]
+        for task, key in (("forward", "forward_product"), ("retro", "retro_reactants")):
+            if task in opts.tasks:
+                spec = FORWARD if task == "forward" else RETRO
+                decode = DecodeConfig(max_new_tokens=spec.max_new_tokens)
+                rows = self._run(smiles, spec.default_instruction, task, decode, **kw)
+                note(rows)
+                out[key] = self._smiles_answers(rows, task, errors)
         out[DOMAIN_COLUMN] = self._domain_column(smiles)
         out[ERROR_COLUMN] = errors
         self.stats.rows += n
@@ -257,6 +283,25 @@ class Annotator:
             if bad is not None:
                 raise RowError(bad, smiles[bad], str(errors[bad]))
         return out
+
+    @staticmethod
+    def _smiles_answers(rows: list[Any], task: str, errors: list[str | None]) -> list[Any]:
+        """Reaction answers as RDKit-canonical SMILES; an answer that is no valid SMILES
+        gives a missing value and ``unparseable_answer``."""
+        from llamo_plugin.chem.smiles import parse_smiles
+        from llamo_plugin.errors import InvalidSmilesError
+
+        values: list[Any] = []
+        for i, r in enumerate(rows):
+            value = None
+            if r.status == "ok":
+                try:
+                    value = parse_smiles(r.text.replace(" ", "")).isomeric_smiles
+                except InvalidSmilesError:
+                    if errors[i] is None:
+                        errors[i] = f"unparseable_answer: {task}: {brief(r.text, 100)}"
+            values.append(value)
+        return values
 
     def _domain_column(self, smiles: Sequence[Any]) -> list[str | None]:
         """``llamo_domain`` per row (each distinct SMILES checked once)."""

@@ -234,6 +234,11 @@ class LlamoConfig(FrozenConfig):
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     description: str = ""
     domain: DomainConfig = field(default_factory=DomainConfig)
+    #: the tasks the model was trained for (:class:`llamo_plugin.tasks.Task` values); asked
+    #: for another, the CLI and the nodes refuse instead of printing noise as an answer. The
+    #: default is the embedded model's four; the official checkpoint's converter adds
+    #: LLaMo's reaction tasks.
+    tasks: tuple[str, ...] = ("description", "property", "iupac", "qa")
 
     def __post_init__(self) -> None:
         if self.format_version != 1:

@@ -23,6 +23,12 @@ class Task(str, Enum):
     PROPERTY = "property"
     IUPAC = "iupac"
     QA = "qa"
+    FORWARD = "forward"  # reaction: reactants (and reagents) -> product
+    RETRO = "retro"  # retrosynthesis: product -> reactants
+
+
+#: What LLaMo's official checkpoint was instruction-tuned on (reference §5.1, §10).
+OFFICIAL_TASKS = tuple(t.value for t in Task)
 
 
 class Property(str, Enum):
@@ -114,6 +120,25 @@ PROPERTIES: dict[Property, TaskSpec] = {
     ),
 }
 
+#: LLaMo's reaction tasks (Mol-Instructions, USPTO; reference §10). The reaction side is one
+#: SMILES (molecules joined by ``.``) and so one disconnected graph; the answer is SMILES.
+FORWARD = TaskSpec(
+    instructions=(
+        "With the provided reactants and reagents, propose a potential product:",
+        "Given the reactants and reagents below, what is the expected product?",
+        "Predict the product of the reaction with these reactants and reagents.",
+    ),
+    max_new_tokens=128,
+)
+RETRO = TaskSpec(
+    instructions=(
+        "Please suggest potential reactants used in the synthesis of the provided product:",
+        "Which reactants could be used to synthesise this product?",
+        "Propose a retrosynthesis of this product: give the reactants.",
+    ),
+    max_new_tokens=128,
+)
+
 #: The gap of drug-like molecules at PubChem's DFT level (eV, 2 decimals): another level of
 #: theory than QM9's, so asked with its own instructions (``pubchem-gap-iqspr``).
 PUBCHEM_GAP = TaskSpec(
@@ -172,6 +197,9 @@ IUPAC_COLUMNS = (
     OutputColumn("iupac_source", "str", "IUPAC name source"),
 )
 QA_COLUMNS = (OutputColumn("answer", "str", "Answer"),)
+#: the model's SMILES answer, RDKit-canonical (missing when it is no valid SMILES)
+FORWARD_COLUMNS = (OutputColumn("forward_product", "str", "Predicted product"),)
+RETRO_COLUMNS = (OutputColumn("retro_reactants", "str", "Predicted reactants"),)
 #: appended by every task, last: the applicability domain and why outputs are missing
 STATUS_COLUMNS = (
     OutputColumn("llamo_domain", "str", "LLaMo domain"),

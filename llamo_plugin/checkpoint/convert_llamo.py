@@ -55,6 +55,7 @@ import torch
 
 from llamo_plugin.config import GraphEncoderConfig, LlamoConfig, ProjectorConfig
 from llamo_plugin.errors import CheckpointError, ConfigError, UntrustedPickleError
+from llamo_plugin.tasks import OFFICIAL_TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -539,6 +540,7 @@ def infer_llamo_config(
         return LlamoConfig(
             name=name,
             description="Converted from the official LLaMo checkpoint (mlvlab/LLaMo).",
+            tasks=OFFICIAL_TASKS,  # incl. LLaMo's reaction tasks (forward, retro)
             graph=GraphEncoderConfig(
                 num_layers=len(layers),
                 hidden_size=shape("encoder.atom_encoder.atom_embedding_list.0.weight")[1],

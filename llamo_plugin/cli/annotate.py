@@ -44,7 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="CSV, TSV, Parquet, SDF or SMILES file")
     parser.add_argument("-o", "--output", type=Path, required=True, help="CSV, TSV or Parquet")
     parser.add_argument(
-        "--tasks", default="description", help="comma-separated: description,property,iupac,qa"
+        "--tasks",
+        default="description",
+        help="comma-separated: description,property,iupac,qa, and forward,retro (reactions: "
+        "the SMILES column holds the reaction side; models trained for them only)",
     )
     parser.add_argument("--smiles-column", default=None, help="default: detected by name")
     parser.add_argument("--question", default="", help="qa: one question for every row")
@@ -227,11 +230,11 @@ def _run(args: argparse.Namespace, state: _RunState) -> int:
             graph_threads=threads,
         )
         state.cache_path = cache
-    except (CheckpointError, FileNotFoundError, WorkerError) as exc:
+        annotator = Annotator(pipe, options)  # refuses tasks the model was not trained for
+    except (CheckpointError, ConfigError, FileNotFoundError, WorkerError) as exc:
         logger.error("%s", exc)
         return 2
 
-    annotator = Annotator(pipe, options)
     t0 = time.perf_counter()
     with _progress(total, quiet=args.quiet) as bar:
         try:

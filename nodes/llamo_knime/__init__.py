@@ -1,7 +1,7 @@
 """LLaMo nodes for KNIME: the ``extension_module`` of knime.yml (``nodes/llamo_knime``).
 
 KNIME puts ``nodes/`` on the Python path and imports this package; importing it registers
-the five nodes. Everything lives inside this one package so that no module name of ours
+the six nodes. Everything lives inside this one package so that no module name of ours
 (``common``, ``extension``, ...) can clash with a module of another extension or of the
 environment.
 """
@@ -12,6 +12,7 @@ from .extension import (
     MoleculeDescription,
     MoleculeQA,
     PropertyPrediction,
+    ReactionPrediction,
 )
 from .model_port import LlamoModelObject, LlamoModelSpec, llamo_model_port_type
 
@@ -23,5 +24,6 @@ __all__ = [
     "MoleculeDescription",
     "MoleculeQA",
     "PropertyPrediction",
+    "ReactionPrediction",
     "llamo_model_port_type",
 ]

@@ -122,6 +122,7 @@ class ModelSelector:
             raise knext.InvalidParametersError(f"unusable model {str(path)!r}: {exc}") from None
         spec.model_sha256 = manifest["model_sha256"]
         spec.model_name = path.name
+        spec.tasks = list(_declared_tasks(path))
         return spec
 
     def configure(self, ctx: Any) -> LlamoModelSpec:
@@ -129,6 +130,20 @@ class ModelSelector:
 
     def execute(self, ctx: Any) -> LlamoModelObject:
         return LlamoModelObject(self._spec(verify=True))
+
+
+def _declared_tasks(path: Any) -> tuple[str, ...]:
+    """The tasks a model directory's config declares (its defaults when it says none)."""
+    import json
+
+    from llamo_plugin.checkpoint.format import CONFIG
+    from llamo_plugin.config import LlamoConfig
+
+    try:
+        return LlamoConfig.from_dict(json.loads((path / CONFIG).read_text())).tasks
+    except Exception as exc:  # any broken config: one clear configure error
+        msg = f"unusable model config in {str(path)!r}: {exc}"
+        raise knext.InvalidParametersError(msg) from None
 
 
 def _model_label(pipe: Any) -> str:
@@ -168,7 +183,10 @@ def _execute(node: Any, ctx: Any, model: Any, table: Any) -> Any:
 def _configure(node: Any, spec: Any, schema: Any) -> Any:
     spec.validate_context(None)
     pick_smiles_column(node, schema)
-    _, wanted, kinds = node_columns(node, node._options())
+    options = node._options()
+    for task in options.tasks:
+        spec.check_task(task)
+    _, wanted, kinds = node_columns(node, options)
     return output_schema(schema, unique_names(wanted, schema.column_names), kinds)
 
 
@@ -391,3 +409,50 @@ class MoleculeQA(_AnnotatingNode):
         if question_column is not None and question_column not in schema.column_names:
             raise knext.InvalidParametersError(f"column {question_column!r} is not in the input")
         return _configure(self, model_spec, schema)
+
+
+class ReactionDirection(knext.EnumParameterOptions):
+    FORWARD = ("Forward prediction", "Reactants and reagents in, the product out.")
+    RETRO = ("Retrosynthesis", "A product in, reactants that could make it out.")
+
+
+@knext.node(
+    "Reaction Prediction",
+    knext.NodeType.PREDICTOR,
+    "icons/reaction.png",
+    category,
+    keywords=["LLaMo", "reaction", "retrosynthesis", "forward", "USPTO"],
+    id="llamo-reaction",
+)
+@knext.input_port("LLaMo model", "From the LLaMo Model Selector.", llamo_model_port_type)
+@knext.input_table("Reactions", "A table with a SMILES column: the reaction side.")
+@knext.output_table("Predicted reactions", "The input table with the predicted SMILES.")
+class ReactionPrediction(_AnnotatingNode):
+    """Predict a reaction's product (forward) or a product's reactants (retrosynthesis), as
+    LLaMo does on Mol-Instructions (USPTO).
+
+    The SMILES column holds the given side of the reaction; several molecules are joined by
+    `.` (one disconnected graph, as in LLaMo). Appends the model's answer as RDKit-canonical
+    SMILES: **Predicted product** or **Predicted reactants** (missing, with a reason in the
+    error column, when the answer is no valid SMILES). Needs a model trained for reactions,
+    such as the converted official LLaMo checkpoint: the embedded model is not, and the node
+    says so when it is configured.
+    """
+
+    smiles_column = smiles_parameter()
+    direction = knext.EnumParameter(
+        "Direction",
+        "Forward prediction or retrosynthesis.",
+        ReactionDirection.FORWARD.name,
+        ReactionDirection,
+        style=knext.EnumParameter.Style.VALUE_SWITCH,
+    )
+    on_missing = missing_parameter()
+    error_column = error_column_parameter()
+    model_column = model_column_parameter()
+
+    def _options(self) -> Any:
+        from llamo_plugin.annotate import AnnotateOptions
+
+        task = "forward" if self.direction == ReactionDirection.FORWARD.name else "retro"
+        return AnnotateOptions(tasks=(task,), fail_on_error=self.on_missing == "FAIL")

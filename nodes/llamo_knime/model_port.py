@@ -27,6 +27,7 @@ class LlamoModelSpec(knext.PortObjectSpec):
         model_sha256: str = "",
         answer_cache: bool = True,
         cache_path: str = "",
+        tasks: list[str] | None = None,
     ) -> None:
         self.source = source
         self.model_dir = model_dir
@@ -37,6 +38,18 @@ class LlamoModelSpec(knext.PortObjectSpec):
         self.answer_cache = answer_cache
         #: the cache file ("" = the default, ``~/.cache/llamo-plugin/answers.sqlite``)
         self.cache_path = cache_path
+        #: the tasks the model was trained for (its config); empty: unknown (older port)
+        self.tasks = list(tasks or [])
+
+    def check_task(self, task: str) -> None:
+        """Configure-time refusal of a task the model was not trained for (its answers would
+        be noise printed as answers)."""
+        if self.tasks and task not in self.tasks:
+            raise knext.InvalidParametersError(
+                f"the model {self.model_name or self.source!r} was not trained for the {task} "
+                f"task (it declares: {', '.join(self.tasks)}); select a model that was, e.g. "
+                "the converted official LLaMo checkpoint"
+            )
 
     def serialize(self) -> dict[str, Any]:
         return dict(vars(self))

@@ -33,12 +33,17 @@ NODE_IDS = (
     "llamo-property",
     "llamo-iupac",
     "llamo-qa",
+    "llamo-reaction",
 )
-ANNOTATING = NODE_IDS[1:]
+#: the annotating nodes the embedded model serves (the reaction node needs a model trained
+#: for reactions: tests/nodes/test_reaction.py)
+ANNOTATING = NODE_IDS[1:5]
 #: Parameters of version 0.1.0, per node: a parameter added later needs ``since_version``
 #: (KNIME refuses settings saved before it without one: fact ``param.versions``).
 PARAMETERS_0_1_0 = {
     "llamo-model-selector": {"source", "model_dir", "device"},
+    # new in 0.2.0: no settings of 0.1.0 exist, so its first parameters need no since_version
+    "llamo-reaction": {"smiles_column", "direction", "on_missing", "error_column", "model_column"},
     "llamo-description": {
         "smiles_column",
         "description_column",

@@ -131,3 +131,33 @@ def test_every_missing_output_says_why(tiny_model: Any) -> None:
         "invalid_smiles": 1,
         "unreadable_record": 1,
     }
+
+
+def test_reaction_answers_are_canonical_smiles_or_unparseable(tiny_model: Any) -> None:
+    """Forward/retro answers become RDKit-canonical SMILES; a non-SMILES answer gives a
+    missing value and ``unparseable_answer``; a model not declaring the task is refused."""
+    from llamo_plugin.tasks import OFFICIAL_TASKS
+
+    answers = iter(["OC C", "the product is ethanol"])
+
+    class FixedPipeline(Pipeline):
+        def run(self, *args: Any, **kw: Any) -> list[Any]:
+            rows = super().run(*args, **kw)
+            return [replace(r, text=next(answers)) if r.text else r for r in rows]
+
+    with pytest.raises(ConfigError, match="not trained for the task"):
+        Annotator(Pipeline(tiny_model), AnnotateOptions(tasks=("forward",)))
+    model = tiny_random_model_with_tasks(OFFICIAL_TASKS)
+    ann = Annotator(FixedPipeline(model), AnnotateOptions(tasks=("forward",)))
+    out = ann.annotate(["CC=O.[H][H]", "CC(=O)O.CCO", "C1CC("])
+    assert out["forward_product"] == ["CCO", None, None]
+    assert out[ERROR_COLUMN][1].startswith("unparseable_answer: forward: ")
+    assert out[ERROR_COLUMN][2].startswith("invalid_smiles")
+
+
+def tiny_random_model_with_tasks(tasks: tuple[str, ...]) -> Any:
+    from llamo_plugin.model.factory import tiny_random_model
+
+    model = tiny_random_model(seed=0)
+    model.config = model.config.replace(tasks=tasks)
+    return model
