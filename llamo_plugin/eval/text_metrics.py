@@ -165,13 +165,13 @@ def caption_metrics(
         references: the ground-truth captions, same order.
         vocab_path: SciBERT ``vocab.txt``.
         nltk_data: NLTK data folder with WordNet set up (see
-            :mod:`llamo_plugin.eval.wordnet_setup`); default ``$LLAMO_NLTK_DATA`` or the cache.
+            :mod:`llamo_plugin.eval.wordnet`); default ``$LLAMO_NLTK_DATA`` or the cache.
         tokenizer, wordnet: pre-built tokenizer / WordNet reader (skip loading them again).
 
     Returns:
         ``{"n", "bleu2", "bleu4", "meteor", "rouge1", "rouge2", "rougeL"}``, fractions.
     """
-    from llamo_plugin.eval.wordnet_setup import load_wordnet
+    from llamo_plugin.eval.wordnet import load_wordnet
 
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references")

@@ -104,7 +104,7 @@ def test_qa_with_a_jsonl_file(model_dir: Path, tmp_path: Path, capsys) -> None:
 
 
 def test_description_limit_5(model_dir: Path, tmp_path: Path, shared_dir: Path, capsys) -> None:
-    from llamo_plugin.eval.wordnet_setup import is_installed
+    from llamo_plugin.eval.wordnet import is_installed
 
     if not is_installed():
         pytest.skip("WordNet is not set up")
@@ -137,7 +137,7 @@ def test_description_limit_5(model_dir: Path, tmp_path: Path, shared_dir: Path, 
 
 
 def test_nearest_neighbour_baseline(tmp_path: Path, shared_dir: Path, capsys) -> None:
-    from llamo_plugin.eval.wordnet_setup import is_installed
+    from llamo_plugin.eval.wordnet import is_installed
 
     if not is_installed():
         pytest.skip("WordNet is not set up")
@@ -167,7 +167,7 @@ def test_nearest_neighbour_baseline(tmp_path: Path, shared_dir: Path, capsys) ->
 
 def test_description_on_reference_records(tmp_path: Path, shared_dir: Path, capsys) -> None:
     """Model selection scores against held-out records, not the test split."""
-    from llamo_plugin.eval.wordnet_setup import is_installed
+    from llamo_plugin.eval.wordnet import is_installed
 
     if not is_installed():
         pytest.skip("WordNet is not set up")

@@ -11,7 +11,7 @@ import pytest
 @pytest.fixture(scope="session")
 def wordnet_reader() -> Any:
     """NLTK WordNet reader over the set-up folder; skips if WordNet is not set up."""
-    from llamo_plugin.eval.wordnet_setup import WordNetUnavailableError, load_wordnet
+    from llamo_plugin.eval.wordnet import WordNetUnavailableError, load_wordnet
 
     try:
         return load_wordnet()

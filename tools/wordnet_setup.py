@@ -1,19 +1,17 @@
-"""WordNet 3.0 for NLTK's METEOR, offline: Debian packages + copies into an NLTK data folder.
+"""Set up WordNet 3.0 for NLTK's METEOR, offline: Debian packages + copies into an NLTK data
+folder. A development tool (``make wordnet``), outside the installed package: it runs apt-get.
 
-NLTK cannot download ``wordnet`` here (and the evaluator never downloads anything at run time).
 The WordNet 3.0 database comes from Debian's ``wordnet-base`` and ``wordnet-sense-index``
 packages (``/usr/share/wordnet``); the small ``lexnames`` table, which Debian only prints in a
-man page but NLTK's reader requires, ships with this package (WordNet licence, see
+man page but NLTK's reader requires, ships with llamo_plugin (WordNet licence, see
 ``llamo_plugin/resources/wordnet/LICENSE``). The files are **copied**, not symlinked, into
 ``<nltk_data>/corpora/wordnet/``: NLTK 3.10 refuses corpus files that resolve outside the
-corpus root.
+corpus root. :mod:`llamo_plugin.eval.wordnet` reads the result.
 
 Set-up (idempotent; installs the Debian packages when they are missing, needs root or sudo)::
 
-    python -m llamo_plugin.eval.wordnet_setup            # -> ~/.cache/llamo-plugin/nltk_data
-    python -m llamo_plugin.eval.wordnet_setup --nltk-data DIR --no-apt
-
-The folder is ``$LLAMO_NLTK_DATA`` if set, else ``~/.cache/llamo-plugin/nltk_data``.
+    python -m tools.wordnet_setup            # -> ~/.cache/llamo-plugin/nltk_data
+    python -m tools.wordnet_setup --nltk-data DIR --no-apt
 """
 
 from __future__ import annotations
@@ -29,23 +27,22 @@ import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+
+from llamo_plugin.eval.wordnet import (
+    ENV_VAR,
+    REQUIRED_FILES,
+    WordNetUnavailableError,
+    is_installed,
+    load_wordnet,
+    wordnet_dir,
+)
 
 logger = logging.getLogger(__name__)
 
 #: Where Debian's wordnet-base / wordnet-sense-index put the database.
 SYSTEM_WORDNET = Path("/usr/share/wordnet")
 DEBIAN_PACKAGES = ("wordnet-base", "wordnet-sense-index")
-ENV_VAR = "LLAMO_NLTK_DATA"
 
-#: Files NLTK's ``WordNetCorpusReader`` opens (``lexnames`` comes from our resources).
-#: ``index.sense`` (package ``wordnet-sense-index``) is read when the reader is built: NLTK
-#: 3.10 maps the loaded WordNet onto the corpus named ``wordnet`` through sense keys.
-REQUIRED_FILES: tuple[str, ...] = tuple(
-    [f"{kind}.{pos}" for kind in ("data", "index") for pos in ("noun", "verb", "adj", "adv")]
-    + [f"{pos}.exc" for pos in ("noun", "verb", "adj", "adv")]
-    + ["index.sense"]
-)
 #: Copied when present (counts, verb frames); METEOR does not need them.
 OPTIONAL_FILES: tuple[str, ...] = (
     "cntlist.rev",
@@ -55,31 +52,6 @@ OPTIONAL_FILES: tuple[str, ...] = (
     "frames.vrb",
 )
 MANIFEST = "LLAMO_WORDNET.json"
-
-
-class WordNetUnavailableError(RuntimeError):
-    """WordNet is not set up in the NLTK data folder (the message says how to set it up)."""
-
-
-def default_nltk_data() -> Path:
-    """``$LLAMO_NLTK_DATA`` or ``~/.cache/llamo-plugin/nltk_data``."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "llamo-plugin" / "nltk_data"
-
-
-def wordnet_dir(nltk_data: str | Path | None = None) -> Path:
-    """``<nltk_data>/corpora/wordnet``."""
-    root = Path(nltk_data).expanduser() if nltk_data is not None else default_nltk_data()
-    return root / "corpora" / "wordnet"
-
-
-def is_installed(nltk_data: str | Path | None = None) -> bool:
-    """True if every file NLTK needs is a regular file (not a symlink) in the corpus folder."""
-    target = wordnet_dir(nltk_data)
-    names = (*REQUIRED_FILES, "lexnames")
-    return all((target / n).is_file() and not (target / n).is_symlink() for n in names)
 
 
 def _lexnames_bytes() -> bytes:
@@ -167,58 +139,10 @@ def setup_wordnet(
     return target
 
 
-_READERS: dict[str, Any] = {}
-
-
-def load_wordnet(nltk_data: str | Path | None = None) -> Any:
-    """An NLTK WordNet reader over the set-up folder (English only, no OMW), cached per folder.
-
-    Raises :class:`WordNetUnavailableError` (with the set-up command) if it is not set up.
-    """
-    import warnings
-
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader
-
-    class EnglishWordNet(WordNetCorpusReader):  # type: ignore[misc]
-        """Skips NLTK's sense-key mapping between WordNet versions, only used for OMW."""
-
-        def map_wn(self, version: str = "wordnet") -> None:
-            return None
-
-    if not is_installed(nltk_data):
-        raise WordNetUnavailableError(
-            f"WordNet is not set up in {wordnet_dir(nltk_data)}; run "
-            "`python -m llamo_plugin.eval.wordnet_setup` (or set LLAMO_NLTK_DATA)"
-        )
-    root = wordnet_dir(nltk_data).resolve()
-    if str(root) not in _READERS:
-        authorize_nltk_data(nltk_data)
-        with warnings.catch_warnings():  # "multilingual functions are not available": expected
-            warnings.simplefilter("ignore", UserWarning)
-            _READERS[str(root)] = EnglishWordNet(str(root), None)
-    return _READERS[str(root)]
-
-
-def authorize_nltk_data(nltk_data: str | Path | None = None) -> Path:
-    """Put the NLTK data folder on ``nltk.data.path`` (once) and return it.
-
-    NLTK >= 3.9.3 only opens corpus files under ``nltk.data.path`` roots ("Unauthorized path"
-    otherwise), so a reader over our folder needs it there; ``nltk.corpus.wordnet`` then also
-    finds this copy.
-    """
-    import nltk.data
-
-    root = Path(nltk_data).expanduser() if nltk_data is not None else default_nltk_data()
-    root = root.resolve()
-    if str(root) not in [str(p) for p in nltk.data.path]:
-        nltk.data.path.insert(0, str(root))
-    return root
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: set up WordNet and print the corpus folder."""
     parser = argparse.ArgumentParser(
-        prog="python -m llamo_plugin.eval.wordnet_setup",
+        prog="python -m tools.wordnet_setup",
         description="Copy WordNet 3.0 (Debian wordnet-base + wordnet-sense-index) into an NLTK "
         "data folder for METEOR; installs the Debian packages if missing.",
     )

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from llamo_plugin.eval import wordnet_setup as ws
+from llamo_plugin.eval import wordnet
+from tools import wordnet_setup as ws
 
 LEXNAMES_SHA256 = "4767e2a1c6e68c1a93aa6b7c4ef7ebe9a815b50d7d5aac2788696f2cf3633bf1"
 
@@ -23,7 +24,7 @@ def test_default_folder_honours_the_environment(monkeypatch, tmp_path: Path) -> 
     monkeypatch.setenv(ws.ENV_VAR, str(tmp_path / "nd"))
     assert ws.wordnet_dir() == tmp_path / "nd" / "corpora" / "wordnet"
     monkeypatch.delenv(ws.ENV_VAR)
-    assert ws.default_nltk_data() == Path.home() / ".cache" / "llamo-plugin" / "nltk_data"
+    assert wordnet.default_nltk_data() == Path.home() / ".cache" / "llamo-plugin" / "nltk_data"
 
 
 def test_missing_wordnet_is_a_clear_error(tmp_path: Path) -> None:

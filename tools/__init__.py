@@ -1,0 +1,1 @@
+"""Development tools (not installed with llamo-plugin): run them from a checkout."""
