@@ -228,9 +228,7 @@ class Annotator:
                     smiles,
                     spec.default_instruction,
                     "property",
-                    DecodeConfig(
-                        max_new_tokens=spec.max_new_tokens, answer_format=spec.answer_format
-                    ),
+                    spec.decode_config(),
                     **kw,
                 )
                 note(rows)

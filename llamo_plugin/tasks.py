@@ -13,7 +13,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from llamo_plugin.config import DecodeConfig
 
 
 class Task(str, Enum):
@@ -57,6 +60,16 @@ class TaskSpec:
     @property
     def default_instruction(self) -> str:
         return self.instructions[0]
+
+    def decode_config(self) -> DecodeConfig:
+        """The decoding of this task's answers: its token cap, answer format and choice."""
+        from llamo_plugin.config import DecodeConfig
+
+        return DecodeConfig(
+            max_new_tokens=self.max_new_tokens,
+            answer_format=self.answer_format,
+            answer_choice=self.answer_choice if self.answer_format else "argmax",
+        )
 
 
 DESCRIPTION = TaskSpec(

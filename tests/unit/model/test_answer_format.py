@@ -122,3 +122,14 @@ def test_median_decoding_is_well_formed_in_every_path(model) -> None:  # type: i
     b = model.generate_with_graph_tokens(prompts, tokens, decode, compact=False)
     assert [g.text for g in a] == [g.text for g in b]
     assert all(re.fullmatch(PROPERTY_ANSWER_FORMAT, g.text) for g in a)
+
+
+def test_property_tasks_decode_with_their_format() -> None:
+    from llamo_plugin.tasks import PROPERTIES, PUBCHEM_GAP, QA_MAX_NEW_TOKENS, Property
+
+    for spec in (*PROPERTIES.values(), PUBCHEM_GAP):
+        decode = spec.decode_config()
+        assert decode.answer_format == spec.answer_format != ""
+        assert decode.answer_choice == spec.answer_choice
+        assert decode.max_new_tokens == spec.max_new_tokens
+    assert PROPERTIES[Property.HOMO].decode_config().max_new_tokens != QA_MAX_NEW_TOKENS
