@@ -29,15 +29,18 @@ def resolve_model_dir(model_dir: str | Path | None) -> Path:
     return Path(model_dir) if model_dir is not None else embedded_model_dir()
 
 
-def load_model_or_default(model_dir: str | Path | None = None, *, device: str = "cpu") -> Any:
+def load_model_or_default(
+    model_dir: str | Path | None = None, *, device: str = "cpu", **load: Any
+) -> Any:
     """Load ``model_dir``, else the embedded model; ``CheckpointError`` when it is missing,
-    incomplete or corrupted."""
+    incomplete or corrupted. ``load``: options of
+    :func:`~llamo_plugin.checkpoint.format.load_model` (e.g. ``lm_weights``)."""
     from llamo_plugin.checkpoint.format import load_model
     from llamo_plugin.errors import CheckpointError
 
     path = resolve_model_dir(model_dir)
     try:
-        return load_model(path, device=device)
+        return load_model(path, device=device, **load)
     except CheckpointError as exc:
         if model_dir is None:
             raise CheckpointError(

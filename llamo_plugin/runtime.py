@@ -50,7 +50,9 @@ def load_pipeline(
     from llamo_plugin.workers import start_workers
 
     torch_device = _torch_device(device)
-    model = load_model_or_default(model_dir, device=torch_device)
+    # vLLM loads the LM itself: here only the embedding table for the prompt embeddings.
+    lm_weights = "embeddings" if backend == "vllm" else "all"
+    model = load_model_or_default(model_dir, device=torch_device, lm_weights=lm_weights)
     path = resolve_model_dir(model_dir)
     onnx_file = path / ONNX_GRAPH
     encoder: GraphEncoder | None = None

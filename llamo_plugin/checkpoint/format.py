@@ -249,40 +249,58 @@ def _load_strict(module: Any, tensors: dict[str, Any], where: str) -> None:
     module.load_state_dict(tensors, strict=True, assign=True)
 
 
-def load_model(
-    path: str | Path, *, device: str = "cpu", dtype: Any = None, verify: Verify = True
-) -> Any:
-    """Load a model directory written by :func:`save_model` (or the converter).
+class InputEmbeddingsOnly:
+    """The LM's input embedding table alone (``[vocab, D]``), for backends that run the LM
+    themselves (vLLM loads ``lm/`` on its own): a 7B checkpoint then costs its 0.26 GB
+    embedding table here instead of 13 GB of weights held twice."""
 
-    Args:
-        path: the model directory.
-        device: where to put the model (``"cpu"``, ``"cuda"``, ...).
-        dtype: LM dtype override (e.g. ``torch.bfloat16``); default: as stored.
-        verify: check the files against the manifest first: ``True`` (default) sizes always
-            and sha256 once per file state (:func:`verify_manifest` with ``full=False``),
-            ``"full"`` every sha256 now, ``False`` nothing.
-    """
+    def __init__(self, config: Any, weight: Any) -> None:
+        import torch
+
+        self.config = config
+        self._embed = torch.nn.Embedding.from_pretrained(weight, freeze=True)
+
+    def get_input_embeddings(self) -> Any:
+        return self._embed
+
+    @property
+    def dtype(self) -> Any:
+        return self._embed.weight.dtype
+
+    def parameters(self) -> Any:
+        return self._embed.parameters()
+
+    def to(self, device: Any) -> InputEmbeddingsOnly:
+        self._embed.to(device)
+        return self
+
+    def eval(self) -> InputEmbeddingsOnly:
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("this model holds only the LM's input embeddings (its LM runs in vLLM)")
+
+
+def _input_embeddings_only(lm_dir: Path, hf_config: Any, dtype: Any, device: str) -> Any:
+    """:class:`InputEmbeddingsOnly` read from ``lm/model.safetensors`` (one tensor)."""
+    from safetensors import safe_open
+
+    with safe_open(lm_dir / LM_WEIGHTS, framework="pt") as fh:
+        keys = [k for k in fh.keys() if k.endswith("embed_tokens.weight")]  # noqa: SIM118
+        if len(keys) != 1:
+            raise CheckpointError(f"{lm_dir / LM_WEIGHTS}: no single input embedding table")
+        weight = fh.get_tensor(keys[0])
+    if dtype is not None:
+        weight = weight.to(dtype)
+    return InputEmbeddingsOnly(hf_config, weight).to(device)
+
+
+def _load_full_lm(lm_dir: Path, hf_config: Any, dtype: Any, device: str) -> Any:
+    """The whole causal LM, its keys and shapes checked strictly first."""
     import torch
     from safetensors import safe_open
-    from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    from llamo_plugin.model.llamo import LlamoModel
-
-    model_dir = Path(path)
-    if not model_dir.is_dir():
-        raise CheckpointError(f"{model_dir}: no such model directory")
-    if verify:
-        manifest = verify_manifest(model_dir, full=verify == "full")
-    else:
-        manifest = read_manifest(model_dir)
-    try:
-        config = LlamoConfig.from_dict(json.loads((model_dir / CONFIG).read_text()))
-    except (ConfigError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{model_dir / CONFIG}: {exc}") from exc
-    lm_dir = model_dir / LM_DIR
-    tokenizer = AutoTokenizer.from_pretrained(lm_dir, local_files_only=True)
-    hf_config = AutoConfig.from_pretrained(lm_dir, local_files_only=True)
     # Strict key/shape check against the architecture before transformers loads the file
     # (transformers itself only warns about missing or unexpected keys).
     with torch.device("meta"):
@@ -304,6 +322,55 @@ def load_model(
     finally:
         if bar:
             hf_logging.enable_progress_bar()
+
+    return lm
+
+
+def load_model(
+    path: str | Path,
+    *,
+    device: str = "cpu",
+    dtype: Any = None,
+    verify: Verify = True,
+    lm_weights: Literal["all", "embeddings"] = "all",
+) -> Any:
+    """Load a model directory written by :func:`save_model` (or the converter).
+
+    Args:
+        path: the model directory.
+        device: where to put the model (``"cpu"``, ``"cuda"``, ...).
+        dtype: LM dtype override (e.g. ``torch.bfloat16``); default: as stored.
+        verify: check the files against the manifest first: ``True`` (default) sizes always
+            and sha256 once per file state (:func:`verify_manifest` with ``full=False``),
+            ``"full"`` every sha256 now, ``False`` nothing.
+        lm_weights: ``"embeddings"`` loads only the LM's input embedding table
+            (:class:`InputEmbeddingsOnly`): enough to build prompt embeddings for a backend
+            that loads the LM itself (vLLM); the model cannot generate on its own then.
+    """
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoTokenizer
+
+    from llamo_plugin.model.llamo import LlamoModel
+
+    model_dir = Path(path)
+    if not model_dir.is_dir():
+        raise CheckpointError(f"{model_dir}: no such model directory")
+    if verify:
+        manifest = verify_manifest(model_dir, full=verify == "full")
+    else:
+        manifest = read_manifest(model_dir)
+    try:
+        config = LlamoConfig.from_dict(json.loads((model_dir / CONFIG).read_text()))
+    except (ConfigError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{model_dir / CONFIG}: {exc}") from exc
+    lm_dir = model_dir / LM_DIR
+    tokenizer = AutoTokenizer.from_pretrained(lm_dir, local_files_only=True)
+    hf_config = AutoConfig.from_pretrained(lm_dir, local_files_only=True)
+    if lm_weights == "embeddings":
+        lm = _input_embeddings_only(lm_dir, hf_config, dtype, device)
+    else:
+        lm = _load_full_lm(lm_dir, hf_config, dtype, device)
 
     with torch.device("meta"):
         model = LlamoModel(config, lm, tokenizer)

@@ -154,3 +154,25 @@ def test_sha256_verified_once_per_file_state(saved, monkeypatch, tmp_path) -> No
     before = len(hashes.files)
     load_model(saved)
     assert len(hashes.files) == before
+
+
+def test_embeddings_only_load_for_backends_with_their_own_lm(tiny_model, saved) -> None:
+    """``lm_weights="embeddings"`` (the vllm backend's load) reads one tensor of the LM: the
+    prompt embeddings equal the full model's, and the model refuses to run the LM."""
+    from llamo_plugin.checkpoint.format import InputEmbeddingsOnly
+
+    light = load_model(saved, lm_weights="embeddings")
+    full = load_model(saved)
+    assert isinstance(light.lm, InputEmbeddingsOnly)
+    assert light.checksum == full.checksum and light.lm.dtype == full.lm.dtype
+    assert sum(p.numel() for p in light.lm.parameters()) < sum(
+        p.numel() for p in full.lm.parameters()
+    )
+    from llamo_plugin.prompt.assemble import collate_prompts
+
+    example = light.prepare("CCO", "Describe this molecule.")
+    batch = collate_prompts([example.prompt], light.tokenizer.pad_token_id)
+    tokens = full.encode_graphs([example.graph])
+    assert torch.equal(light.inputs_embeds(batch, tokens), full.inputs_embeds(batch, tokens))
+    with pytest.raises(RuntimeError, match="only the LM's input embeddings"):
+        light.lm(input_ids=batch.input_ids)
