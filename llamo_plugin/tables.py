@@ -298,6 +298,9 @@ class TableWriter:
         self._first = True
         if path.is_dir():
             raise TableError(f"{path}: is a folder; give a file name for the output")
+        existing = next((a for a in path.parents if a.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise TableError(f"{path}: cannot write here ({existing} is a file, not a folder)")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)

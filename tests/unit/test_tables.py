@@ -128,8 +128,10 @@ def test_unwritable_outputs_fail_at_once(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(TableError, match="is a folder"):
         TableWriter(tmp_path / "folder.csv", set())
-    with pytest.raises(TableError, match="cannot write here"):
+    with pytest.raises(TableError, match="file is a file, not a folder"):
         TableWriter(tmp_path / "file" / "o.csv", set())
+    with pytest.raises(TableError, match="file is a file, not a folder"):
+        TableWriter(tmp_path / "file" / "deeper" / "o.csv", set())
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
