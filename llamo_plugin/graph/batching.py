@@ -1,5 +1,8 @@
 """Stage 1 -> 2: collate molecules into one flat graph batch (numpy, no torch).
 
+This is the ONNX inference path's batch (:mod:`.refinement` works on it); the PyTorch model
+takes a PyG ``Batch`` (:func:`llamo_plugin.graph.data.collate_pyg`).
+
 Atoms of all molecules are concatenated (PyG layout); each atom also gets its position in a
 dense ``[B, max_atoms]`` layout, so the encoder can densify with one ``index_copy`` instead of
 a per-molecule loop. Motif vectors are zero-padded to ``[B, M, 73]`` with a mask.
