@@ -176,6 +176,21 @@ def test_message_passing_equals_index_add_on_random_graphs(seed: int) -> None:
     layer.eval()
 
 
+def test_message_passing_equals_index_add_under_bf16_autocast() -> None:
+    """Training runs under bf16 autocast, where the node states are bf16 and the bond
+    embeddings fp32: the layer still matches the index_add formulation bit for bit."""
+    enc = _encoder().train()
+    batch = collate_pyg(graphs(["CC(=O)Oc1ccccc1C(=O)O", "CCO", "c1ccncc1"]))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = enc.atom_encoder(batch.x)
+        for layer, norm in zip(enc.gnns, enc.batch_norms, strict=True):
+            got = layer(h, batch.edge_index, batch.edge_attr)
+            want = _index_add_layer(layer, h, batch.edge_index, batch.edge_attr)
+            assert got.dtype == want.dtype and torch.equal(got, want)
+            h = torch.relu(norm(want))
+        assert h.dtype == torch.bfloat16  # the later layers did see bf16 states
+
+
 def test_encoder_on_pyg_batch_tensors() -> None:
     """The encoder takes the PyG batch's tensors and gives what the numpy collation gives."""
     enc = _encoder()
