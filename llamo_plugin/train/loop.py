@@ -350,6 +350,9 @@ class Trainer:
             for batch in token_budget_batches(pool, lengths, stage, batch_rng):
                 frac = step / stage.max_steps if stage.max_steps else elapsed / budget_s
                 if frac >= 1.0 or (stage.max_steps and step >= stage.max_steps):
+                    if evaluator is not None and self.state.get("last_eval_step") != step:
+                        # the end of the schedule is scored too (often the best weights)
+                        self._decoded_eval(index, evaluator, optimizer, sampler, batch_rng)
                     self._finish_stage(index, optimizer, sampler, batch_rng)
                     return
                 t0 = time.time()
@@ -444,6 +447,7 @@ class Trainer:
         else:
             self.state["evals_since_best"] = self.state.get("evals_since_best", 0) + 1
         self.state["next_eval"] = self.state["elapsed"] + cfg.every_minutes * 60
+        self.state["last_eval_step"] = self.state["step"]
         record = {
             "stage": stage.name,
             "step": self.state["step"],

@@ -59,7 +59,7 @@ def _config(init_dir: Path, **stage: object) -> TrainConfig:
         "min_lr": 1e-3,
         "tokens_per_batch": 1024,
         "max_batch_size": 8,
-        "decoded_eval": {"files": ["property_train.jsonl"], "molecules": 4, "every_minutes": 1e-4},
+        "decoded_eval": {"files": ["property_train.jsonl"], "molecules": 4, "every_minutes": 0.02},
     }
     return TrainConfig.from_dict(
         {
@@ -101,6 +101,7 @@ def test_readout_stage_trains_selects_and_resumes_exactly(tmp_path, init_dir) ->
     assert len(evals) >= 2  # evaluated as training went
     final = records[-1]
     assert final["best_score"] == min(r["decoded_val"]["score"] for r in evals)
+    assert evals[-1]["step"] == final["steps"]  # the end of the schedule is scored too
     # the saved model is the best-scoring one: re-scoring it gives the best score
     best = [r for r in evals if r["step"] == final["best_step"]][-1]
     assert best["best"]
