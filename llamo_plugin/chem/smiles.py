@@ -25,10 +25,10 @@ from llamo_plugin.records import ParsedMolecule
 #: LLaMo cuts the SMILES in the prompt to this many characters (reference §6).
 PROMPT_SMILES_MAX_CHARS = 128
 
-#: Every character OpenSMILES (and RDKit's SMILES parser) gives a meaning to. RDKit stops
-#: reading at some others without an error (``"CCö"`` parsed as ethane), so they are refused
-#: before RDKit sees the string.
-SMILES_ALPHABET = frozenset(string.ascii_letters + string.digits + "()[]=#$:/\\.%+-@*")
+#: Every character OpenSMILES and RDKit's SMILES parser give a meaning to (``<``/``>``: RDKit's
+#: dative bonds, ``[NH3]->[Cu+2]``). RDKit stops reading at some others without an error
+#: (``"CCö"`` parsed as ethane), so they are refused before RDKit sees the string.
+SMILES_ALPHABET = frozenset(string.ascii_letters + string.digits + "()[]=#$:/\\.%+-@*<>")
 #: One atom of a SMILES string: a bracket atom, a two-letter organic-subset atom, a one-letter
 #: one (aliphatic or aromatic) or a wildcard. Counting these bounds RDKit's atom count
 #: (hydrogens in brackets are not atoms of their own) without parsing.

@@ -116,11 +116,12 @@ def test_prompt_smiles_short_and_custom_cut() -> None:
 
 
 @pytest.mark.parametrize("text", ["C C", "CCO ethanol", "CCO\tfoo"])
-def test_inner_whitespace_is_unparseable(text: str) -> None:
-    """RDKit reads text after a space as a name; a table cell like that is an error."""
+def test_inner_whitespace_is_refused(text: str) -> None:
+    """RDKit reads text after a space as a name; a table cell like that is an error, which
+    says where the whitespace is."""
     with pytest.raises(InvalidSmilesError) as info:
         parse_smiles(text)
-    assert info.value.reason == "unparseable"
+    assert info.value.reason == "bad_character" and "whitespace at position" in str(info.value)
 
 
 def test_numpy_and_pandas_missing_values() -> None:
