@@ -133,14 +133,15 @@ def test_empty_input_file_is_a_one_line_error(
 def test_failure_after_the_first_batch_leaves_no_output(
     model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A bad line after row 1,000 stops the run (exit 2) and writes nothing: neither a file
-    of 1,000 rows that looks finished nor a temporary file."""
-    src = _table(tmp_path / "t.csv", 1500)
+    """A bad line after the first batch stops the run (exit 2) and writes nothing: neither a
+    file of the first batch's rows that looks finished nor a temporary file. (The probe's
+    3 MB table failed after row 1,000; the behaviour does not depend on the size.)"""
+    src = _table(tmp_path / "t.csv", 150)
     with open(src, "a") as fh:
-        fh.write('1500,"CCO\n')  # an unterminated quote: unreadable from here
+        fh.write('150,"CCO\n')  # an unterminated quote: unreadable from here
     out = tmp_path / "out.csv"
     code = main(["annotate", str(src), "-o", str(out), "--model", str(model_dir), "--no-cache",
-                 "--batch-rows", "1000", "--tasks", "property", "--properties", "gap"])  # fmt: skip
+                 "--batch-rows", "100", "--tasks", "property", "--properties", "gap"])  # fmt: skip
     assert code == 2 and "unreadable CSV" in caplog.text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
 
@@ -153,10 +154,11 @@ def test_failure_after_the_first_batch_leaves_no_output(
 def test_interrupt_writes_nothing_keeps_the_cache_and_resumes(
     model_dir: Path, tmp_path: Path, sig: int, code: int
 ) -> None:
-    src = _table(tmp_path / "t.csv", 300)
+    src = _table(tmp_path / "t.csv", 100)
     out = tmp_path / "out.parquet"
     cache = tmp_path / "answers.sqlite"
-    args = [str(src), "-o", str(out), "--cache", str(cache), "--batch-rows", "25"]
+    args = [str(src), "-o", str(out), "--cache", str(cache), "--batch-rows", "10",
+            "--tasks", "property", "--properties", "gap"]  # fmt: skip
     proc = _spawn(_cli(model_dir, *args))
     _wait_for_progress(proc)
     proc.send_signal(sig)
@@ -175,8 +177,8 @@ def test_interrupt_writes_nothing_keeps_the_cache_and_resumes(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout)
-    assert summary["cache_hits"] >= 25  # the interrupted run's answers were kept
-    assert len(pd.read_parquet(out)) == 300
+    assert summary["cache_hits"] >= 10  # the interrupted run's answers were kept
+    assert len(pd.read_parquet(out)) == 100
 
 
 def _children(pid: int) -> list[int]:
@@ -189,9 +191,10 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_sigkill_leaves_no_output_and_no_workers(model_dir: Path, tmp_path: Path) -> None:
-    src = _table(tmp_path / "t.csv", 300)
+    src = _table(tmp_path / "t.csv", 100)
     out = tmp_path / "out.csv"
-    cmd = _cli(model_dir, str(src), "-o", str(out), "--no-cache", "--batch-rows", "50")
+    cmd = _cli(model_dir, str(src), "-o", str(out), "--no-cache", "--batch-rows", "10",
+               "--tasks", "property", "--properties", "gap")  # fmt: skip
     cmd[cmd.index("--workers") + 1] = "2"
     proc = _spawn(cmd)
     _wait_for_progress(proc)
@@ -240,15 +243,18 @@ def test_incomplete_model_directory_is_an_error(
 
 
 def test_outputs_do_not_depend_on_batch_rows(model_dir: Path, tmp_path: Path) -> None:
-    src = _table(tmp_path / "t.csv", 120)
+    """The same cells whether the table is read in one batch or in batches of 7 (free text
+    of up to 64 tokens and numbers; docs/benchmarks.md measures the embedded model)."""
+    src = _table(tmp_path / "t.csv", 30)
     tables = []
-    for rows in ("1000", "37"):
+    for rows in ("1000", "7"):
         out = tmp_path / f"o{rows}.csv"
         assert main(["annotate", str(src), "-o", str(out), "--model", str(model_dir),
                      "--no-cache", "--batch-rows", rows, "--workers", "1",
-                     "--tasks", "description,property"]) == 0  # fmt: skip
+                     "--tasks", "qa,property", "--question", "How many rings?"]) == 0  # fmt: skip
         tables.append(pd.read_csv(out))
     pd.testing.assert_frame_equal(tables[0], tables[1])
+    assert tables[0]["answer"].notna().all()
 
 
 # ------------------------------------------------------------ logs, summary, threads
