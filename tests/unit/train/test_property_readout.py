@@ -59,7 +59,7 @@ def _config(init_dir: Path, **stage: object) -> TrainConfig:
         "min_lr": 1e-3,
         "tokens_per_batch": 1024,
         "max_batch_size": 8,
-        "decoded_eval": {"files": ["property_train.jsonl"], "molecules": 4, "every_minutes": 0.02},
+        "decoded_eval": {"files": ["property_train.jsonl"], "molecules": 4, "every_minutes": 1e-4},
     }
     return TrainConfig.from_dict(
         {
