@@ -152,6 +152,7 @@ def test_build_all_writes_a_manifest(small_context: Any, tmp_path: Path) -> None
         "property_val.jsonl",
         "property_test.jsonl",
         "qm9_property_test.csv",
+        "qm9_property_val.csv",  # the val slice as a split file (llamo evaluate, selection)
         "qa_train.jsonl",
         "qa_val.jsonl",
         "qa_test.jsonl",
