@@ -31,7 +31,7 @@ from llamo_plugin.backends.graph_onnx import GraphEncoder
 from llamo_plugin.cache import AnswerCache, CachedAnswer, cache_key
 from llamo_plugin.chem.smiles import DEFAULT_LIMITS, SmilesLimits
 from llamo_plugin.config import DecodeConfig
-from llamo_plugin.errors import CancelledError, InvalidSmilesError
+from llamo_plugin.errors import CancelledError, InvalidSmilesError, brief
 
 if TYPE_CHECKING:  # the pool is handed in; pipeline.py never starts processes itself
     from llamo_plugin.workers import WorkerPool
@@ -45,8 +45,6 @@ RowStatus = Literal["ok", "invalid_smiles", "too_large", "missing_instruction"]
 def row_error(status: str, exc: InvalidSmilesError) -> str:
     """The error text of a row whose SMILES was refused: its status, what is wrong, and the
     input quoted briefly, e.g. ``too_large: 100,000 characters (limit 5,000): 'CCC…'``."""
-    from llamo_plugin.errors import brief
-
     if exc.reason == "too_large":
         what = exc.detail
     else:

@@ -130,11 +130,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args, state)
     except (KeyboardInterrupt, Terminated) as exc:
-        code = 130 if isinstance(exc, KeyboardInterrupt) else 143
-        state.cleanup()
-        logger.error("%s", state.interrupted_message(args, "interrupted" if code == 130 else
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        state.cleanup()  # before the message, so that it is the run's last line
+        logger.error("%s", state.interrupted_message(args, "interrupted" if interrupted else
                                                      "terminated"))  # fmt: skip
-        return code
+        return 130 if interrupted else 143
     finally:
         state.cleanup()
         if handler_set:
