@@ -68,6 +68,13 @@ class AnnotateOptions(FrozenConfig):
     question: str = ""
     question_column: str = ""
     nearest_neighbour: bool = False
+    #: retrieval-augmented descriptions: "auto" (the model's default), "on" or "off"
+    retrieval: str = "auto"
+    #: neighbours per description prompt (0: the model's setting)
+    neighbours: int = 0
+    #: annotated table (TSV/CSV: smiles + caption/description [+ id]) to retrieve from and
+    #: to take the nearest neighbour from; "" = the bundled ChEBI-20 validation set
+    reference_table: str = ""
     fail_on_error: bool = False
     #: SMILES length and atom-count caps (longer or larger rows get status ``too_large``)
     limits: SmilesLimits = field(default_factory=SmilesLimits)
@@ -80,15 +87,29 @@ class AnnotateOptions(FrozenConfig):
             raise ConfigError(f"properties must be among {PROPERTY_NAMES}")
         if "qa" in self.tasks and not (self.question.strip() or self.question_column):
             raise ConfigError("the qa task needs a question or a question column")
+        if self.retrieval not in ("auto", "on", "off"):
+            raise ConfigError(f"retrieval must be auto, on or off, got {self.retrieval!r}")
+        if not 0 <= self.neighbours <= 8:
+            raise ConfigError("neighbours must be between 0 (the model's) and 8")
+
+    def uses_retrieval(self, model_default: bool) -> bool:
+        """Whether description prompts carry neighbours, given the model's default
+        (``RetrievalConfig.default``: on for a model trained with them)."""
+        if "description" not in self.tasks or self.retrieval == "off":
+            return False
+        return self.retrieval == "on" or bool(model_default)
 
 
-def output_columns(options: AnnotateOptions) -> list[OutputColumn]:
-    """Every appended column, in order (declared in :mod:`llamo_plugin.tasks`)."""
+def output_columns(options: AnnotateOptions, retrieval: bool = False) -> list[OutputColumn]:
+    """Every appended column, in order (declared in :mod:`llamo_plugin.tasks`);
+    ``retrieval``: descriptions are retrieval-augmented (:meth:`AnnotateOptions.uses_retrieval`)."""
     from llamo_plugin import tasks as t
 
     cols: list[OutputColumn] = []
     if "description" in options.tasks:
         cols += t.DESCRIPTION_COLUMNS
+        if retrieval:
+            cols += t.RETRIEVAL_COLUMNS
         if options.nearest_neighbour:
             cols += t.NEAREST_COLUMNS
     if "property" in options.tasks:
@@ -153,6 +174,27 @@ class Annotator:
         self.options = options
         self.stats = AnnotateStats()
         self._nn: Any = None
+        self.retrieval = options.uses_retrieval(config.retrieval.default)
+        if self.retrieval or (options.nearest_neighbour and "description" in options.tasks):
+            self.reference()  # a bad reference table fails here, before any row is answered
+
+    def columns(self) -> list[OutputColumn]:
+        """The columns :meth:`annotate` returns, in order."""
+        return output_columns(self.options, self.retrieval)
+
+    def reference(self) -> Any:
+        """The annotated reference table (loaded once)."""
+        if self._nn is None:
+            import csv
+
+            from llamo_plugin.retrieval import NearestNeighbours
+
+            path = self.options.reference_table or None
+            try:
+                self._nn = NearestNeighbours.from_table(path)
+            except (OSError, ValueError, KeyError, csv.Error) as exc:
+                raise ConfigError(f"reference table {brief(path, 120)}: {exc}") from None
+        return self._nn
 
     def _run(
         self, smiles: Sequence[Any], instruction: Any, task: str, decode: DecodeConfig, **kw: Any
@@ -180,7 +222,6 @@ class Annotator:
         then says so rather than "missing SMILES").
         """
         from llamo_plugin.tasks import (
-            DESCRIPTION,
             FORWARD,
             IUPAC,
             PROPERTIES,
@@ -192,7 +233,6 @@ class Annotator:
 
         opts = self.options
         n = len(smiles)
-        model_decode = self.pipeline.model.config.decode
         out: dict[str, list[Any]] = {}
         errors: list[str | None] = list(read_errors) if read_errors is not None else [None] * n
         kw = {"progress": progress, "should_stop": should_stop}
@@ -203,24 +243,7 @@ class Annotator:
                     errors[i] = r.error or r.status
 
         if "description" in opts.tasks:
-            rows = self._run(
-                smiles,
-                DESCRIPTION.default_instruction,
-                "description",
-                model_decode.replace(max_new_tokens=DESCRIPTION.max_new_tokens),
-                **kw,
-            )
-            note(rows)
-            out["description"] = [r.text if r.status == "ok" else None for r in rows]
-            if opts.nearest_neighbour:
-                if self._nn is None:
-                    from llamo_plugin.retrieval import NearestNeighbours
-
-                    self._nn = NearestNeighbours.from_table()
-                hits = self._nn.query(list(smiles))
-                out["nn_smiles"] = [h.smiles if h else None for h in hits]
-                out["nn_similarity"] = [h.similarity if h else None for h in hits]
-                out["nn_caption"] = [h.caption if h else None for h in hits]
+            out.update(self._descriptions(smiles, note, kw))
         if "property" in opts.tasks:
             for name in opts.properties:
                 spec = PROPERTIES[Property(name)]
@@ -280,6 +303,43 @@ class Annotator:
             bad = next((i for i, e in enumerate(errors) if e is not None), None)
             if bad is not None:
                 raise RowError(bad, smiles[bad], str(errors[bad]))
+        return out
+
+    def _descriptions(self, smiles: Sequence[Any], note: Any, kw: dict[str, Any]) -> dict[str, Any]:
+        """The description column (retrieval-augmented when switched on: the prompt carries
+        the nearest annotated molecules, decoding adds the model's copy bias, the answer
+        cache keys the reference table's checksum), the neighbours used, and optionally the
+        nearest neighbour's columns."""
+        from llamo_plugin.tasks import DESCRIPTION
+
+        model_cfg = self.pipeline.model.config
+        decode = model_cfg.decode.replace(max_new_tokens=DESCRIPTION.max_new_tokens)
+        out: dict[str, Any] = {}
+        if self.retrieval:
+            from llamo_plugin.retrieval import neighbours_label, with_retrieved
+
+            index = self.reference()
+            k = self.options.neighbours or model_cfg.retrieval.neighbours
+            instructions, hits = with_retrieved(
+                index, list(smiles), DESCRIPTION.default_instruction, k
+            )
+            decode = decode.replace(copy_bias=model_cfg.retrieval.copy_bias)
+            task = f"description+retrieval:{index.checksum[:16]}"
+            rows = self._run(smiles, instructions, task, decode, **kw)
+        else:
+            rows = self._run(smiles, DESCRIPTION.default_instruction, "description", decode, **kw)
+        note(rows)
+        out["description"] = [r.text if r.status == "ok" else None for r in rows]
+        if self.retrieval:
+            out["description_neighbours"] = [
+                neighbours_label(h) if r.status == "ok" else None
+                for h, r in zip(hits, rows, strict=True)
+            ]
+        if self.options.nearest_neighbour:
+            nearest = self.reference().query(list(smiles))
+            out["nn_smiles"] = [h.smiles if h else None for h in nearest]
+            out["nn_similarity"] = [h.similarity if h else None for h in nearest]
+            out["nn_caption"] = [h.caption if h else None for h in nearest]
         return out
 
     @staticmethod

@@ -187,8 +187,15 @@ class DecodeConfig(FrozenConfig):
     #: model's distribution over the numbers the candidates lead to ("median", the choice
     #: that minimises expected absolute error; for numeric answers)
     answer_choice: Literal["argmax", "median"] = "argmax"
+    #: copy-biased decoding (:mod:`llamo_plugin.model.copy_bias`): added to the logit of
+    #: tokens that continue the longest match (>= ``copy_min_match`` tokens) of the answer so
+    #: far with the prompt, e.g. a retrieved neighbour's caption; 0 = off
+    copy_bias: float = 0.0
+    copy_min_match: int = 2
 
     def __post_init__(self) -> None:
+        if self.copy_bias < 0 or self.copy_min_match < 1:
+            raise ConfigError("decode: copy_bias must be >= 0 and copy_min_match >= 1")
         if self.max_new_tokens < 1:
             raise ConfigError("decode: max_new_tokens must be >= 1")
         if self.answer_format:
@@ -200,6 +207,25 @@ class DecodeConfig(FrozenConfig):
                 raise ConfigError(f"decode: answer_format is not a regex: {exc}") from exc
         if self.no_repeat_ngram_size < 0 or self.repetition_penalty <= 0:
             raise ConfigError("decode: invalid repetition settings")
+
+
+@dataclass(frozen=True)
+class RetrievalConfig(FrozenConfig):
+    """Retrieval-augmented descriptions (:mod:`llamo_plugin.retrieval`): whether a model's
+    description prompts carry the ``neighbours`` most similar annotated molecules by default
+    (a model trained with them: the embedded model; the official checkpoint was not, so it
+    defaults to off and users may switch it on), and the copy bias its decoding then adds
+    (:attr:`DecodeConfig.copy_bias`)."""
+
+    default: bool = False
+    neighbours: int = 2
+    copy_bias: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.neighbours <= 8:
+            raise ConfigError("retrieval: neighbours must be between 1 and 8")
+        if self.copy_bias < 0:
+            raise ConfigError("retrieval: copy_bias must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -239,6 +265,7 @@ class LlamoConfig(FrozenConfig):
     #: default is the embedded model's four; the official checkpoint's converter adds
     #: LLaMo's reaction tasks.
     tasks: tuple[str, ...] = ("description", "property", "iupac", "qa")
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
 
     def __post_init__(self) -> None:
         if self.format_version != 1:

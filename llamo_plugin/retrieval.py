@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 logger = logging.getLogger(__name__)
+
+LeaveOut = Literal["none", "identical", "skeleton"]
 
 BUNDLED_TABLE = "resources/reference/chebi20_validation.tsv"
 FP_RADIUS = 2
@@ -66,6 +69,19 @@ def _generator() -> Any:
 
 def _fingerprint(mol: Any) -> Any:
     return _generator().GetFingerprint(mol)
+
+
+def _skeleton(canonical_smiles: str) -> str:
+    """First InChIKey block (connectivity; ignores stereo, isotopes and protonation), or the
+    SMILES itself where InChI fails."""
+    from rdkit import Chem
+
+    mol = Chem.MolFromSmiles(canonical_smiles)
+    try:
+        key = Chem.MolToInchiKey(mol) if mol is not None else ""
+    except Exception:  # InChI can fail on exotic valences: fall back to the SMILES
+        key = ""
+    return key[:14] if key else f"SMILES:{canonical_smiles}"
 
 
 def _pick(columns: Iterable[str], wanted: str | None, names: Sequence[str], what: str) -> str:
@@ -156,6 +172,23 @@ class NearestNeighbours:
         logger.info("nearest-neighbour reference: %d molecules from %s", len(nn), table)
         return nn
 
+    @functools.cached_property
+    def checksum(self) -> str:
+        """sha256 of the table's content (ids, canonical SMILES, captions): what the answer
+        cache keys retrieval-augmented answers by."""
+        h = hashlib.sha256()
+        for cid, smi, cap in zip(self.cids, self.smiles, self.captions, strict=True):
+            h.update(f"{cid}\t{smi}\t{cap}\n".encode())
+        return h.hexdigest()
+
+    @functools.cached_property
+    def _rows_by_skeleton(self) -> dict[str, list[int]]:
+        """Rows per first InChIKey block (computed on first leave-one-out query)."""
+        out: dict[str, list[int]] = {}
+        for i, smi in enumerate(self.smiles):
+            out.setdefault(_skeleton(smi), []).append(i)
+        return out
+
     def query(
         self,
         smiles_list: Sequence[Any],
@@ -168,17 +201,49 @@ class NearestNeighbours:
         Args:
             smiles_list: query molecules.
             exclude_identical: skip reference molecules with the same canonical isomeric
-                SMILES as the query (leave-one-out; stereoisomers are *not* excluded).
+                SMILES as the query (stereoisomers are *not* excluded).
             exclude_cids: per query, reference ids to skip (e.g. the query's own id).
 
         Ties are broken by table order (the first reference row wins).
         """
+        hits = self.query_k(
+            smiles_list,
+            k=1,
+            leave_out="identical" if exclude_identical else "none",
+            exclude_cids=exclude_cids,
+        )
+        return [h[0] if h else None for h in hits]
+
+    def query_k(
+        self,
+        smiles_list: Sequence[Any],
+        k: int,
+        *,
+        leave_out: LeaveOut = "none",
+        exclude_cids: Sequence[Iterable[str] | None] | None = None,
+    ) -> list[list[Neighbour] | None]:
+        """The ``k`` most similar reference molecules per SMILES, most similar first
+        (``None`` for a query that does not parse; fewer than ``k`` when the table is small).
+
+        Args:
+            leave_out: ``"identical"`` skips references with the query's canonical isomeric
+                SMILES; ``"skeleton"`` (leave-one-out training and validation) also skips its
+                stereoisomers, isotopologues and other protonation states (same first
+                InChIKey block), so a molecule never retrieves another form of itself.
+            exclude_cids: per query, reference ids to skip.
+
+        Ties are broken by table order (the earlier reference row wins).
+        """
         import numpy as np
         from rdkit import DataStructs
 
+        if k < 1:
+            raise ValueError("k must be >= 1")
+        if leave_out not in ("none", "identical", "skeleton"):
+            raise ValueError(f"leave_out must be none, identical or skeleton, got {leave_out!r}")
         if exclude_cids is not None and len(exclude_cids) != len(smiles_list):
             raise ValueError("exclude_cids needs one entry per query")
-        out: list[Neighbour | None] = []
+        out: list[list[Neighbour] | None] = []
         for n, smi in enumerate(smiles_list):
             parsed = _canonical(smi) if isinstance(smi, str) else None
             if parsed is None:
@@ -188,18 +253,54 @@ class NearestNeighbours:
             sims = np.asarray(
                 DataStructs.BulkTanimotoSimilarity(_fingerprint(mol), self.fingerprints)
             )
-            skip_ids = set(exclude_cids[n] or ()) if exclude_cids is not None else set()
-            excluded = list(self._rows_by_smiles.get(canon, ())) if exclude_identical else []
-            for ref_id in skip_ids:
-                excluded.extend(self._rows_by_id.get(ref_id, ()))
+            excluded: list[int] = []
+            if leave_out == "identical":
+                excluded.extend(self._rows_by_smiles.get(canon, ()))
+            elif leave_out == "skeleton":
+                excluded.extend(self._rows_by_smiles.get(canon, ()))
+                excluded.extend(self._rows_by_skeleton.get(_skeleton(canon), ()))
+            if exclude_cids is not None:
+                for ref_id in set(exclude_cids[n] or ()):
+                    excluded.extend(self._rows_by_id.get(ref_id, ()))
             if excluded:
                 sims[excluded] = -1.0
-            best = int(sims.argmax())  # first maximum: ties go to the earlier table row
-            best_sim = float(sims[best])
-            if best_sim < 0:
-                out.append(None)
-                continue
+            # stable sort on -similarity: ties keep table order
+            order = np.argsort(-sims, kind="stable")[:k]
             out.append(
-                Neighbour(float(best_sim), self.captions[best], self.cids[best], self.smiles[best])
+                [
+                    Neighbour(float(sims[i]), self.captions[i], self.cids[i], self.smiles[i])
+                    for i in order
+                    if sims[i] >= 0
+                ]
             )
         return out
+
+
+def with_retrieved(
+    index: NearestNeighbours,
+    smiles: Sequence[Any],
+    instruction: str,
+    k: int,
+    *,
+    leave_out: LeaveOut = "none",
+) -> tuple[list[str], list[list[Neighbour] | None]]:
+    """Per row, ``instruction`` preceded by its ``k`` nearest annotated molecules (the prompt
+    the retrieval-augmented model was trained on), and the neighbours used (``None`` for a
+    SMILES that does not parse; its instruction is left as it is)."""
+    from llamo_plugin.prompt.neighbours import NeighbourText, with_neighbours
+
+    hits = index.query_k(smiles, k, leave_out=leave_out)
+    instructions = [
+        with_neighbours(instruction, [NeighbourText(n.smiles, n.similarity, n.caption) for n in h])
+        if h
+        else instruction
+        for h in hits
+    ]
+    return instructions, hits
+
+
+def neighbours_label(hits: Sequence[Neighbour] | None) -> str | None:
+    """What a row's ``description_neighbours`` cell says: ``"<id> (0.82); <id> (0.75)"``."""
+    if not hits:
+        return None
+    return "; ".join(f"{n.cid} ({n.similarity:.2f})" for n in hits)

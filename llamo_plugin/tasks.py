@@ -197,6 +197,8 @@ class OutputColumn:
 
 
 DESCRIPTION_COLUMNS = (OutputColumn("description", "str", "Description"),)
+#: the reference molecules a retrieval-augmented description was given (id and similarity)
+RETRIEVAL_COLUMNS = (OutputColumn("description_neighbours", "str", "Description neighbours"),)
 #: the most similar reference molecule (``--nearest-neighbour``)
 NEAREST_COLUMNS = (
     OutputColumn("nn_smiles", "str", "Nearest reference SMILES"),

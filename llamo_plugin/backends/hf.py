@@ -145,11 +145,21 @@ class HFBackend:
             answer_format=answer_format_for(model, decode.answer_format)
             if decode.answer_format
             else None,
+            copy=prompt_copy([p.prompt.input_ids for p in prompts], decode),
         )
         if cancelled or (should_stop is not None and should_stop()):
             raise CancelledError("generation cancelled")
         gens = [model.decode_ids(row) for row in ids]
         return [GenerationResult(g.text, tuple(g.token_ids), g.stop_reason) for g in gens]
+
+
+def prompt_copy(prompts: Sequence[Sequence[int]], decode: DecodeConfig) -> Any:
+    """The copy-bias state of a batch (None when ``decode.copy_bias`` is 0)."""
+    if not decode.copy_bias:
+        return None
+    from llamo_plugin.model.copy_bias import PromptCopy
+
+    return PromptCopy(prompts, decode.copy_bias, decode.copy_min_match)
 
 
 def shared_prefix_length(prompts: Sequence[PromptInputs]) -> int:

@@ -100,6 +100,9 @@ class VLLMBackend:
                 decode.answer_format,
             )
             self._warned_format = True
+        if decode.copy_bias and not getattr(self, "_warned_copy", False):
+            logger.warning("vllm backend: copy_bias is not applied (the hf backend applies it)")
+            self._warned_copy = True
         if decode.repetition_penalty != 1.0:
             extra[PENALTY_ARG] = decode.repetition_penalty
         if decode.no_repeat_ngram_size:

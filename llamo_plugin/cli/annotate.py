@@ -64,6 +64,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="description: add the most similar reference molecule",
     )
+    parser.add_argument(
+        "--retrieval",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="description: put the most similar annotated molecules in the prompt (auto: on "
+        "for models trained with them, e.g. the embedded model; off for the official one)",
+    )
+    parser.add_argument(
+        "--neighbours",
+        type=int,
+        default=0,
+        help="description: neighbours per prompt (default: the model's setting)",
+    )
+    parser.add_argument(
+        "--reference-table",
+        type=Path,
+        default=None,
+        help="annotated table to retrieve from (TSV/CSV: smiles, caption or description "
+        "[, cid or id]; default: the bundled ChEBI-20 validation set)",
+    )
     parser.add_argument("--model", type=Path, default=None, help="default: the embedded model")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--backend", choices=["hf", "vllm"], default="hf")
@@ -192,6 +212,9 @@ def _run(args: argparse.Namespace, state: _RunState) -> int:
             question=args.question,
             question_column=args.question_column,
             nearest_neighbour=args.nearest_neighbour,
+            retrieval=args.retrieval,
+            neighbours=args.neighbours,
+            reference_table=str(args.reference_table or ""),
             fail_on_error=args.fail_on_error,
             limits=SmilesLimits(max_chars=args.max_smiles_chars, max_atoms=args.max_atoms),
         )
@@ -231,6 +254,7 @@ def _run(args: argparse.Namespace, state: _RunState) -> int:
         )
         state.cache_path = cache
         annotator = Annotator(pipe, options)  # refuses tasks the model was not trained for
+        columns = annotator.columns()  # the neighbours column depends on the model
     except (CheckpointError, ConfigError, FileNotFoundError, WorkerError) as exc:
         logger.error("%s", exc)
         return 2

@@ -12,7 +12,7 @@ from llamo_plugin.errors import LlamoError
 
 logger = logging.getLogger(__name__)
 
-_TASKS = ("property", "description", "qa", "iupac", "facts", "pubchem_gap")
+_TASKS = ("property", "description", "description_rag", "qa", "iupac", "facts", "pubchem_gap")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -85,6 +85,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "ChEBI-20 validation set)",
     )
     parser.add_argument(
+        "--retrieval",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="description: retrieval-augmented prompts (auto: the model's default). Rows "
+        "never retrieve another form of themselves when --references is given (leave-one-out "
+        "by first InChIKey block); on the test split the reference table holds none",
+    )
+    parser.add_argument(
+        "--neighbours", type=int, default=0, help="description: neighbours (0: the model's)"
+    )
+    parser.add_argument(
+        "--copy-bias",
+        type=float,
+        default=None,
+        help="description with retrieval: override the model's copy bias (tuning)",
+    )
+    parser.add_argument(
         "--vocab",
         type=Path,
         default=None,
@@ -171,7 +188,9 @@ def _description(
         test_path = _need(args.data_dir / d.TEST_FILE, "ChEBI-20 test file")
         rows = d.load_chebi20(test_path, args.limit)
     nn = NearestNeighbours.from_table(args.reference_table)
-    neighbours = d.nearest_neighbour_predictions(rows, nn)
+    # the validation slice is in the bundled table: leave each row (and its other forms) out
+    leave_out = "skeleton" if args.references is not None else "none"
+    neighbours = d.nearest_neighbour_predictions(rows, nn, leave_out=leave_out)
     meta: dict[str, Any]
     if args.predictions is not None:
         preds, statuses = d.join_predictions(
@@ -188,12 +207,24 @@ def _description(
         }
     else:
         model = _load_model(args)
+        settings = model.config.retrieval
+        on = args.retrieval == "on" or (args.retrieval == "auto" and settings.default)
+        k = args.neighbours or settings.neighbours
+        copy_bias = settings.copy_bias if args.copy_bias is None else args.copy_bias
         outputs = d.model_predictions(
-            model, rows, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens
+            model,
+            rows,
+            batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens,
+            retrieval=(nn, k, leave_out) if on else None,
+            copy_bias=copy_bias if on else 0.0,
         )
         preds = [o.text for o in outputs]
         statuses = ["ok" if o.stop == "eos" else o.stop for o in outputs]
         meta = {"source": "model", "model": model_identity(model)}
+        meta["retrieval"] = (
+            {"neighbours": k, "copy_bias": copy_bias, "leave_out": leave_out} if on else "off"
+        )
     meta["reference_table"] = str(args.reference_table or "bundled chebi20_validation.tsv")
     metrics, table = d.score_rows(
         rows, preds, statuses, vocab_path=vocab, nltk_data=args.nltk_data, neighbours=neighbours

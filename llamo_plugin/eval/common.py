@@ -84,6 +84,7 @@ def run_model(
     free_text: bool = False,
     answer_format: str = "",
     answer_choice: str = "argmax",
+    copy_bias: float = 0.0,
 ) -> list[ModelOutput]:
     """Greedy answers of ``model`` for every (SMILES, instruction) pair, in order.
 
@@ -100,8 +101,8 @@ def run_model(
 
     if len(smiles) != len(instructions):
         raise ValueError("one instruction per SMILES is needed")
-    if free_text:
-        decode = model.config.decode.replace(max_new_tokens=max_new_tokens)
+    if free_text:  # copy_bias: retrieval-augmented descriptions (model.copy_bias)
+        decode = model.config.decode.replace(max_new_tokens=max_new_tokens, copy_bias=copy_bias)
     else:
         decode = DecodeConfig(
             max_new_tokens=max_new_tokens,

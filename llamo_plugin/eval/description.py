@@ -86,9 +86,13 @@ def join_predictions(
     return preds, statuses
 
 
-def nearest_neighbour_predictions(rows: Sequence[CaptionRow], nn: Any) -> list[Any]:
-    """The nearest reference molecule of every row (``None`` for an unparseable SMILES)."""
-    return nn.query([r.smiles for r in rows], exclude_identical=False)
+def nearest_neighbour_predictions(
+    rows: Sequence[CaptionRow], nn: Any, *, leave_out: str = "none"
+) -> list[Any]:
+    """The nearest reference molecule of every row (``None`` for an unparseable SMILES);
+    ``leave_out="skeleton"`` when the rows are themselves in the reference table."""
+    hits = nn.query_k([r.smiles for r in rows], 1, leave_out=leave_out)
+    return [h[0] if h else None for h in hits]
 
 
 def score_rows(
@@ -142,17 +146,30 @@ def model_predictions(
     batch_size: int,
     max_new_tokens: int | None = None,
     instruction: str | None = None,
+    retrieval: tuple[Any, int, str] | None = None,
+    copy_bias: float = 0.0,
 ) -> list[ModelOutput]:
-    """Generate a description for every row with the task's default instruction."""
+    """Generate a description for every row with the task's default instruction, the way
+    the product does (:class:`~llamo_plugin.annotate.Annotator`): with ``retrieval`` =
+    ``(index, k, leave_out)`` each prompt carries the row's ``k`` nearest annotated molecules
+    and decoding adds ``copy_bias``."""
     from llamo_plugin.eval.common import run_model
     from llamo_plugin.tasks import DESCRIPTION
 
     text = instruction or DESCRIPTION.default_instruction
+    smiles = [r.smiles for r in rows]
+    instructions = [text] * len(rows)
+    if retrieval is not None:
+        from llamo_plugin.retrieval import with_retrieved
+
+        index, k, leave_out = retrieval
+        instructions, _ = with_retrieved(index, smiles, text, k, leave_out=leave_out)
     return run_model(
         model,
-        [r.smiles for r in rows],
-        [text] * len(rows),
+        smiles,
+        instructions,
         max_new_tokens=max_new_tokens or DESCRIPTION.max_new_tokens,
         batch_size=batch_size,
         free_text=True,
+        copy_bias=copy_bias,
     )

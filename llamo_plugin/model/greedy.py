@@ -23,6 +23,7 @@ from llamo_plugin.model.kv_cache import preallocated_cache
 
 if TYPE_CHECKING:
     from llamo_plugin.model.answer_format import AnswerFormat
+    from llamo_plugin.model.copy_bias import PromptCopy
 
 
 def apply_repetition_penalty(
@@ -62,13 +63,18 @@ def next_tokens(
     generated: torch.Tensor,
     decode: DecodeConfig,
     answer_format: AnswerFormat | None = None,
+    copy: PromptCopy | None = None,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The greedy choice of every running row: repetition penalty, then the n-gram ban, on
-    the generated tokens (``generate``'s order), then the answer format's mask (if any),
+    the generated tokens (``generate``'s order), then the copy bias (if any; ``rows`` are
+    the original rows of the running ones), then the answer format's mask (if any),
     then argmax (or, with ``decode.answer_choice == "median"``, the format's median choice).
     ``logits [B, V]`` -> ``[B]``."""
     scores = apply_repetition_penalty(logits.float(), generated, decode.repetition_penalty)
     scores = ban_repeated_ngrams(scores, generated, decode.no_repeat_ngram_size)
+    if copy is not None and rows is not None:
+        scores = copy.apply(scores, rows, generated)
     if answer_format is not None:
         if decode.answer_choice == "median":
             return answer_format.median_tokens(scores, generated)
@@ -87,6 +93,7 @@ def greedy_loop(
     should_stop: Callable[[], bool] | None = None,
     compact_fraction: float = 0.25,
     answer_format: AnswerFormat | None = None,
+    copy: PromptCopy | None = None,
 ) -> tuple[list[list[int]], bool]:
     """The greedy decoding loop after prefill, for any LM forward.
 
@@ -101,6 +108,7 @@ def greedy_loop(
         compact_fraction: call ``drop`` once at least this fraction of the running rows
             has finished.
         answer_format: keep every answer inside this format (constrained decoding).
+        copy: copy-biased decoding state over the rows' prompts (or None).
 
     Returns:
         (generated ids per row, up to and including EOS when reached; cancelled flag).
@@ -113,7 +121,7 @@ def greedy_loop(
     for i in range(decode.max_new_tokens):
         if should_stop is not None and should_stop():
             return results, True
-        tokens = next_tokens(logits, generated, decode, answer_format)  # [b]
+        tokens = next_tokens(logits, generated, decode, answer_format, copy, rows)  # [b]
         for r, t, done in zip(rows.tolist(), tokens.tolist(), finished.tolist(), strict=True):
             if not done:
                 results[r].append(t)
@@ -141,6 +149,7 @@ def greedy_decode(
     should_stop: Callable[[], bool] | None = None,
     compact_fraction: float = 0.25,
     answer_format: AnswerFormat | None = None,
+    copy: PromptCopy | None = None,
 ) -> tuple[list[list[int]], bool]:
     """Greedy-decode a left-padded batch with the transformers forward (:func:`greedy_loop`).
 
@@ -195,4 +204,5 @@ def greedy_decode(
         should_stop=should_stop,
         compact_fraction=compact_fraction,
         answer_format=answer_format,
+        copy=copy,
     )

@@ -424,6 +424,7 @@ def fast_greedy_decode(
     compact_fraction: float = 0.0,
     attention: str = "auto",
     answer_format: Any = None,
+    copy: Any = None,
 ) -> tuple[list[list[int]], bool]:
     """:func:`llamo_plugin.model.greedy.greedy_decode` on :class:`LlamaDecoder`, for a batch
     made of prefill groups (``attention``: see :class:`LlamaDecoder`).
@@ -439,6 +440,7 @@ def fast_greedy_decode(
             move into the freed slots, so it pays off at once).
         answer_format: an :class:`~llamo_plugin.model.answer_format.AnswerFormat` that keeps
             every answer inside its format (constrained decoding), or None.
+        copy: a :class:`~llamo_plugin.model.copy_bias.PromptCopy` over the rows' prompts.
 
     Returns:
         (generated ids per row, up to and including EOS when reached; cancelled flag).
@@ -470,4 +472,5 @@ def fast_greedy_decode(
         should_stop=should_stop,
         compact_fraction=compact_fraction,
         answer_format=answer_format,
+        copy=copy,
     )

@@ -219,6 +219,17 @@ class LlamoModel(nn.Module):
                     )
 
             kwargs["stopping_criteria"] = StoppingCriteriaList([_Cancel()])
+        copy = None
+        if decode.copy_bias:
+            if not compact:
+                from llamo_plugin.errors import ConfigError
+
+                raise ConfigError("decode: copy_bias needs the compact decode loop (compact=True)")
+            from llamo_plugin.model.copy_bias import PromptCopy
+
+            copy = PromptCopy(
+                [p.input_ids for p in prompts], decode.copy_bias, decode.copy_min_match
+            )
         if compact:
             from llamo_plugin.model import llama_decoder
             from llamo_plugin.model.greedy import greedy_decode
@@ -228,12 +239,12 @@ class LlamoModel(nn.Module):
             if fast_llama and llama_decoder.supports(self.lm):
                 ids, cancelled = llama_decoder.fast_greedy_decode(
                     self.lm, [(embeds, mask)], decode, eos, should_stop=should_stop,
-                    answer_format=fmt,
+                    answer_format=fmt, copy=copy,
                 )  # fmt: skip
             else:
                 ids, cancelled = greedy_decode(
                     self.lm, embeds, mask, decode, eos, should_stop=should_stop,
-                    answer_format=fmt,
+                    answer_format=fmt, copy=copy,
                 )  # fmt: skip
             if cancelled:
                 from llamo_plugin.errors import CancelledError

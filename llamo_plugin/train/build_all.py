@@ -28,7 +28,15 @@ from llamo_plugin.train.sources import repo_root, sha256_file
 
 logger = logging.getLogger(__name__)
 
-TASKS: tuple[str, ...] = ("property", "description", "qa", "iupac", "facts", "pubchem_gap")
+TASKS: tuple[str, ...] = (
+    "property",
+    "description",
+    "description_rag",
+    "qa",
+    "iupac",
+    "facts",
+    "pubchem_gap",
+)
 MANIFEST = "manifest.json"
 
 
@@ -60,6 +68,23 @@ def _file_entry(path: Path) -> dict[str, Any]:
     return entry
 
 
+def _earlier_builders(out_dir: Path, seed: int, split_seed: int) -> dict[str, Any]:
+    """Builder entries of the folder's previous manifest (same seeds) whose files are all
+    still there: a run of some tasks keeps the record of the others."""
+    path = out_dir / MANIFEST
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if old.get("seed") != seed or old.get("split_seed") != split_seed:
+        return {}
+    return {
+        task: entry
+        for task, entry in (old.get("builders") or {}).items()
+        if all((out_dir / f).is_file() for f in entry.get("files", {}).values())
+    }
+
+
 def build_all(
     data_dir: Path | None = None,
     out_dir: Path | None = None,
@@ -89,6 +114,7 @@ def build_all(
 
     from llamo_plugin.train import (
         build_description,
+        build_description_rag,
         build_facts,
         build_iupac,
         build_property,
@@ -111,6 +137,8 @@ def build_all(
             )
         elif task == "description":
             stats[task] = build_description.build(out_dir=out_dir, seed=seed, context=ctx)
+        elif task == "description_rag":
+            stats[task] = build_description_rag.build(out_dir=out_dir, seed=seed, context=ctx)
         elif task == "qa":
             stats[task] = build_qa.build(
                 out_dir=out_dir,
@@ -160,7 +188,10 @@ def build_all(
             "qa_test_from_file": ctx.plan.qa_test_from_file,
         },
         "context_s": round(context_s, 2),
-        "builders": {task: s.to_dict() for task, s in stats.items()},
+        "builders": {
+            **_earlier_builders(out_dir, seed, ctx.plan.split_seed),
+            **{task: s.to_dict() for task, s in stats.items()},
+        },
         "files": {p.name: _file_entry(p) for p in files},
         "wall_s": round(time.perf_counter() - t0, 2),
     }

@@ -39,7 +39,7 @@ class DataSource(FrozenConfig):
 
 @dataclass(frozen=True)
 class DecodedEvalConfig(FrozenConfig):
-    """Decoded validation of the property answers during a stage (the property read-out).
+    """Decoded validation during a stage (property answers, descriptions or both).
 
     Every ``every_minutes`` of training, the model greedily decodes (format-constrained, as
     at inference) the answers of the first ``molecules`` molecules of each file in ``files``
@@ -49,7 +49,9 @@ class DecodedEvalConfig(FrozenConfig):
     than the mean). The best-scoring weights are kept (``checkpoints/best.pt``) and become
     the stage's result; the stage stops after ``patience`` evaluations without improvement
     (0: it runs its whole budget). Teacher-forced val losses of ``loss_files`` (at most
-    ``loss_records`` each) are logged beside, to watch the rehearsed tasks.
+    ``loss_records`` each) are logged beside, to watch the rehearsed tasks. With
+    ``description_files``, descriptions are decoded too and scored ``1 - BLEU-4``; the
+    selection score is then the mean of the two (or that alone without ``files``).
     """
 
     files: tuple[str, ...] = ("property_val.jsonl",)
@@ -59,10 +61,17 @@ class DecodedEvalConfig(FrozenConfig):
     batch_size: int = 64
     loss_files: tuple[str, ...] = ()
     loss_records: int = 64
+    #: descriptions decoded and scored by BLEU-4 (the first ``description_rows`` val records)
+    description_files: tuple[str, ...] = ()
+    description_rows: int = 100
 
     def __post_init__(self) -> None:
         if self.every_minutes <= 0 or self.molecules < 1:
             raise ConfigError("decoded_eval: every_minutes and molecules must be positive")
+        if not self.files and not self.description_files:
+            raise ConfigError("decoded_eval: give property files, description files or both")
+        if self.description_rows < 1:
+            raise ConfigError("decoded_eval: description_rows must be positive")
 
 
 @dataclass(frozen=True)

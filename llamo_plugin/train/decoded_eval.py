@@ -148,3 +148,79 @@ class DecodedPropertyEval:
         result = score_targets({q: [v for _, v in r] for q, r in self.rows.items()}, answers)
         result["decode_s"] = round(time.time() - t0, 1)
         return result
+
+
+class DecodedDescriptionEval:
+    """Decoded validation of descriptions: greedy answers (the model's own decoding settings)
+    to the first ``description_rows`` ``val`` records of ``description_files`` (their
+    instructions as written, e.g. with retrieved neighbours), scored by corpus BLEU-4 (SciBERT
+    tokens, as ``llamo evaluate``). Score: ``1 - BLEU-4`` (lower is better)."""
+
+    def __init__(self, config: Any, data_root: Path, vocab_path: Path) -> None:
+        from llamo_plugin.eval.text_metrics import load_scibert_tokenizer
+
+        self.config = config
+        self.rows: list[tuple[str, str, str]] = []  # (smiles, instruction, reference)
+        for name in config.description_files:
+            path = Path(name) if Path(name).is_absolute() else data_root / name
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    rec = json.loads(line) if line.strip() else None
+                    if rec and rec.get("split") == "val":
+                        self.rows.append((rec["smiles"], rec["instruction"], rec["answer"]))
+                    if len(self.rows) >= config.description_rows:
+                        break
+        self.tokenizer = load_scibert_tokenizer(vocab_path)
+        logger.info("decoded description validation: %d rows", len(self.rows))
+
+    def run(self, model: Any) -> dict[str, Any]:
+        import torch
+
+        from llamo_plugin.eval.text_metrics import bleu_scores
+        from llamo_plugin.tasks import DESCRIPTION
+
+        t0 = time.time()
+        decode = model.config.decode.replace(max_new_tokens=DESCRIPTION.max_new_tokens)
+        texts: list[str] = []
+        with torch.inference_mode():
+            for start in range(0, len(self.rows), self.config.batch_size):
+                chunk = self.rows[start : start + self.config.batch_size]
+                prepared = [model.prepare(s, instr) for s, instr, _ in chunk]
+                graph_tokens = model.encode_graphs([p.graph for p in prepared])
+                gens = model.generate_with_graph_tokens(
+                    [p.prompt for p in prepared], graph_tokens, decode, compact=True
+                )
+                texts.extend(g.text for g in gens)
+        refs = [self.tokenizer.tokenize(r) for _, _, r in self.rows]
+        hyps = [self.tokenizer.tokenize(t) for t in texts]
+        bleu = bleu_scores(refs, hyps)
+        return {
+            "score": 1.0 - bleu["bleu4"],
+            "description": {"n": len(texts), **{k: round(v, 4) for k, v in bleu.items()}},
+            "decode_s": round(time.time() - t0, 1),
+        }
+
+
+class DecodedEval:
+    """The stage's decoded validation: properties, descriptions or both (score: the mean)."""
+
+    def __init__(self, config: Any, data_root: Path, vocab_path: Path | None = None) -> None:
+        self.parts: list[Any] = []
+        if config.files:
+            self.parts.append(DecodedPropertyEval(config, data_root))
+        if config.description_files:
+            if vocab_path is None:
+                raise ValueError("decoded description validation needs the SciBERT vocab")
+            self.parts.append(DecodedDescriptionEval(config, data_root, vocab_path))
+
+    def run(self, model: Any) -> dict[str, Any]:
+        result: dict[str, Any] = {"targets": {}}
+        scores = []
+        for part in self.parts:
+            out = part.run(model)
+            scores.append(out.pop("score"))
+            out.pop("decode_s", None)
+            result.update({k: v for k, v in out.items() if k != "targets"})
+            result["targets"].update(out.get("targets", {}))
+        result["score"] = sum(scores) / len(scores)
+        return result

@@ -23,7 +23,7 @@ from llamo_plugin.config import LLAMO_SYSTEM_MESSAGE
 from llamo_plugin.errors import InvalidSmilesError
 from llamo_plugin.train.batches import Example, MixtureSampler, load_examples, token_budget_batches
 from llamo_plugin.train.config import StageConfig, TrainConfig
-from llamo_plugin.train.decoded_eval import DecodedPropertyEval
+from llamo_plugin.train.decoded_eval import DecodedEval
 
 logger = logging.getLogger(__name__)
 
@@ -329,7 +329,7 @@ class Trainer:
         resumed = self._resume_payload
         evaluator = None
         if stage.decoded_eval is not None:
-            evaluator = DecodedPropertyEval(stage.decoded_eval, self.data_root)
+            evaluator = DecodedEval(stage.decoded_eval, self.data_root, self._scibert_vocab())
         if resumed is not None and self.state["stage"] == index and resumed["optimizer"]:
             if self.aux_head is not None and resumed.get("aux_head") is not None:
                 self.aux_head.load_state_dict(resumed["aux_head"])
@@ -419,8 +419,17 @@ class Trainer:
         aux = torch.nn.functional.mse_loss(picked, torch.tensor(targets, dtype=picked.dtype))
         return out.loss + aux_weight * aux
 
+    @staticmethod
+    def _scibert_vocab() -> Path | None:
+        """The SciBERT vocabulary BLEU is computed with (``../shared/data``), if present."""
+        from llamo_plugin.eval.description import VOCAB_FILE
+        from llamo_plugin.train.sources import default_data_dir
+
+        path = default_data_dir() / VOCAB_FILE
+        return path if path.is_file() else None
+
     def _decoded_eval(
-        self, index: int, evaluator: DecodedPropertyEval, optimizer: Any, sampler: Any,
+        self, index: int, evaluator: DecodedEval, optimizer: Any, sampler: Any,
         batch_rng: Any,
     ) -> bool:  # fmt: skip
         """Run the decoded validation, keep the best weights; True when patience ran out."""
@@ -465,9 +474,13 @@ class Trainer:
             self.state["step"],
             result["score"],
             " ".join(
-                f"{k} mae {v['mae_failures_as_mean']:.4f} rho {v['spearman'] or 0:.3f} "
-                f"distinct {v['n_distinct']}"
-                for k, v in result["targets"].items()
+                [
+                    f"{k} mae {v['mae_failures_as_mean']:.4f} rho {v['spearman'] or 0:.3f} "
+                    f"distinct {v['n_distinct']}"
+                    for k, v in result["targets"].items()
+                ]
+                + [f"description bleu4 {result['description']['bleu4']:.4f}"]
+                * ("description" in result)
             ),
             "best" if improved else f"no gain x{self.state['evals_since_best']}",
             " ".join(f"{k.split('_')[0]} {v:.3f}" for k, v in losses.items()),

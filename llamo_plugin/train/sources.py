@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from llamo_plugin.errors import LlamoError
 QM9 = "qm9"
 CHEBI_VAL = "chebi20-validation"
 CHEBI_TEST = "chebi20-test"
+PCDES = "pcdes"
 PUBCHEM_IUPAC = "pubchem-iupac-cid1-1000"
 CHEMLLMBENCH = "chemllmbench-name-prediction"
 FREESOLV = "freesolv"
@@ -213,6 +215,31 @@ def read_chebi(data_dir: Path, split: str) -> list[ChebiRow]:
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
         return [ChebiRow(r["CID"], r["SMILES"], r["description"]) for r in reader]
+
+
+def read_pcdes(data_dir: Path) -> list[ChebiRow]:
+    """PCdes rows (KV-PLM; ``pcdes/SOURCE.md``) with their descriptions restyled as ChEBI-20
+    writes them ("<name> is a ..." -> "The molecule is a ..."; matches ChEBI-20's caption
+    exactly on 71 of the 87 rows both hold). Rows whose description names no subject
+    (no " is " / " are ") are dropped. Training data only: the repository states no licence,
+    so PCdes is never shipped."""
+    path = _require(Path(data_dir) / "pcdes" / "pcdes_descriptions.tsv")
+    rows: list[ChebiRow] = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+            text = restyle_pcdes(r["description"])
+            if text is not None:
+                rows.append(ChebiRow(r["CID"], r["SMILES"], text))
+    return rows
+
+
+def restyle_pcdes(text: str) -> str | None:
+    """``"N-benzoylalanine is an N-acylamino acid ..."`` -> ``"The molecule is an N-acylamino
+    acid ..."`` (the leading name, up to its first " is " / " are ", replaced)."""
+    match = re.search(r" (is|are) ", text)
+    if match is None:
+        return None
+    return "The molecule is " + text[match.end() :].strip()
 
 
 def read_chebi_names(data_dir: Path) -> list[ChebiNameRow]:

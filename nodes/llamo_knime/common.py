@@ -92,15 +92,17 @@ def model_column_parameter() -> Any:
     )
 
 
-def node_columns(node: Any, options: Any) -> tuple[list[str], list[str], list[str]]:
+def node_columns(
+    node: Any, options: Any, retrieval: bool = False
+) -> tuple[list[str], list[str], list[str]]:
     """A node's appended columns (keys, KNIME names, kinds): the task columns declared in
     :mod:`llamo_plugin.tasks` for ``options`` (named by their labels, or by the node's own
     name settings, ``node._labels()``), then the domain and error columns, then the model
-    column."""
+    column. ``retrieval``: descriptions are retrieval-augmented (adds the neighbours column)."""
     from llamo_plugin.annotate import ERROR_COLUMN, output_columns
 
     labels = {ERROR_COLUMN: node.error_column, **node._labels()}
-    columns = output_columns(options)
+    columns = output_columns(options, retrieval)
     return (
         [*(c.key for c in columns), "__model__"],
         [*(labels.get(c.key, c.label) for c in columns), node.model_column],

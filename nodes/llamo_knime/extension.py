@@ -48,6 +48,12 @@ class ModelSource(knext.EnumParameterOptions):
     )
 
 
+class Retrieval(knext.EnumParameterOptions):
+    AUTO = ("Automatic", "On for models trained with retrieved neighbours, off otherwise.")
+    ON = ("On", "The prompt carries the most similar annotated molecules.")
+    OFF = ("Off", "The model describes the molecule alone, as LLaMo does.")
+
+
 class Device(knext.EnumParameterOptions):
     AUTO = ("Auto", "A GPU when one is available, else the CPU.")
     CPU = ("CPU", "Always the CPU.")
@@ -122,7 +128,9 @@ class ModelSelector:
             raise knext.InvalidParametersError(f"unusable model {str(path)!r}: {exc}") from None
         spec.model_sha256 = manifest["model_sha256"]
         spec.model_name = path.name
-        spec.tasks = list(_declared_tasks(path))
+        config = _declared_config(path)
+        spec.tasks = list(config.tasks)
+        spec.retrieval = config.retrieval.default
         return spec
 
     def configure(self, ctx: Any) -> LlamoModelSpec:
@@ -132,15 +140,15 @@ class ModelSelector:
         return LlamoModelObject(self._spec(verify=True))
 
 
-def _declared_tasks(path: Any) -> tuple[str, ...]:
-    """The tasks a model directory's config declares (its defaults when it says none)."""
+def _declared_config(path: Any) -> Any:
+    """A model directory's config (the tasks it declares, its retrieval default)."""
     import json
 
     from llamo_plugin.checkpoint.format import CONFIG
     from llamo_plugin.config import LlamoConfig
 
     try:
-        return LlamoConfig.from_dict(json.loads((path / CONFIG).read_text())).tasks
+        return LlamoConfig.from_dict(json.loads((path / CONFIG).read_text()))
     except Exception as exc:  # any broken config: one clear configure error
         msg = f"unusable model config in {str(path)!r}: {exc}"
         raise knext.InvalidParametersError(msg) from None
@@ -155,11 +163,11 @@ def _execute(node: Any, ctx: Any, model: Any, table: Any) -> Any:
 
     model.spec.validate_context(ctx)
     options = node._options()
-    keys, wanted, kinds = node_columns(node, options)
-    names = unique_names(wanted, table.schema.column_names)
     pipe = model.spec.load_pipeline()
     try:
         annotator = Annotator(pipe, options)
+        keys, wanted, kinds = node_columns(node, options, annotator.retrieval)
+        names = unique_names(wanted, table.schema.column_names)
         question_column = options.question_column or None
         out = run_batches(
             ctx,
@@ -186,7 +194,7 @@ def _configure(node: Any, spec: Any, schema: Any) -> Any:
     options = node._options()
     for task in options.tasks:
         spec.check_task(task)
-    _, wanted, kinds = node_columns(node, options)
+    _, wanted, kinds = node_columns(node, options, options.uses_retrieval(spec.retrieval))
     return output_schema(schema, unique_names(wanted, schema.column_names), kinds)
 
 
@@ -237,6 +245,32 @@ class MoleculeDescription(_AnnotatingNode):
     nearest = knext.BoolParameter(
         "Add the most similar reference molecule", "Adds its SMILES, similarity and caption.", False
     )
+    retrieval = knext.EnumParameter(
+        "Retrieval-augmented description",
+        "Give the model the most similar annotated molecules (SMILES, similarity, caption) in "
+        "its prompt. Automatic: on for models trained with them (the embedded model), off "
+        "otherwise. The molecules used are listed in a 'Description neighbours' column.",
+        Retrieval.AUTO.name,
+        Retrieval,
+        style=knext.EnumParameter.Style.VALUE_SWITCH,
+        since_version="0.3.0",
+    )
+    neighbours = knext.IntParameter(
+        "Neighbours",
+        "How many similar molecules the prompt carries (0: the model's setting).",
+        0,
+        min_value=0,
+        max_value=8,
+        since_version="0.3.0",
+    )
+    reference_table = knext.StringParameter(
+        "Reference table",
+        "An annotated table (TSV or CSV with smiles and caption or description columns, "
+        "optionally cid or id) to retrieve from; empty for the bundled ChEBI-20 validation "
+        "set (3,301 molecules, CC BY 4.0).",
+        "",
+        since_version="0.3.0",
+    )
     on_missing = missing_parameter()
     error_column = error_column_parameter()
     model_column = model_column_parameter()
@@ -247,6 +281,9 @@ class MoleculeDescription(_AnnotatingNode):
         return AnnotateOptions(
             tasks=("description",),
             nearest_neighbour=self.nearest,
+            retrieval=self.retrieval.lower(),
+            neighbours=self.neighbours,
+            reference_table=self.reference_table.strip(),
             fail_on_error=self.on_missing == "FAIL",
         )
 

@@ -28,6 +28,7 @@ class LlamoModelSpec(knext.PortObjectSpec):
         answer_cache: bool = True,
         cache_path: str = "",
         tasks: list[str] | None = None,
+        retrieval: bool = False,
     ) -> None:
         self.source = source
         self.model_dir = model_dir
@@ -40,6 +41,8 @@ class LlamoModelSpec(knext.PortObjectSpec):
         self.cache_path = cache_path
         #: the tasks the model was trained for (its config); empty: unknown (older port)
         self.tasks = list(tasks or [])
+        #: whether the model's descriptions are retrieval-augmented by default (its config)
+        self.retrieval = bool(retrieval)
 
     def check_task(self, task: str) -> None:
         """Configure-time refusal of a task the model was not trained for (its answers would
