@@ -278,6 +278,11 @@ class MoleculeDescription(_AnnotatingNode):
     def _options(self) -> Any:
         from llamo_plugin.annotate import AnnotateOptions
 
+        from pathlib import Path
+
+        table = self.reference_table.strip()
+        if table and not Path(table).is_file():
+            raise knext.InvalidParametersError(f"reference table {table!r} is not a file")
         return AnnotateOptions(
             tasks=("description",),
             nearest_neighbour=self.nearest,

@@ -226,3 +226,34 @@ def test_model_port_spec_is_forward_compatible() -> None:
     newer = LlamoModelSpec.deserialize({"source": "local", "model_dir": "/m", "retries": 3})
     assert newer.model_dir == "/m"  # unknown keys of a newer version are ignored
     assert LlamoModelSpec.deserialize(newer.serialize()).serialize() == newer.serialize()
+
+
+def test_description_retrieval_settings(tmp_path: Path) -> None:
+    import json
+
+    from llamo_plugin.registry import embedded_model_dir
+
+    model = run(ext.ModelSelector)
+    config = json.loads((embedded_model_dir() / "llamo_config.json").read_text())
+    default_on = bool(config.get("retrieval", {}).get("default", False))
+    assert model.spec.retrieval is default_on
+    assert ext.LlamoModelSpec.deserialize({"source": "embedded"}).retrieval is False  # old port
+    table = knext.Table.from_pandas(pd.DataFrame({"smiles": ["CCO", "C1CC(", "c1ccccc1O"]}))
+    auto = run(ext.MoleculeDescription, model, table).to_pandas()
+    assert ("Description neighbours" in auto.columns) is default_on
+    ref = tmp_path / "mine.tsv"
+    ref.write_text("cid\tsmiles\tcaption\nX1\tCCO\tThe molecule is ethanol.\n"
+                   "X2\tc1ccccc1\tThe molecule is benzene.\n")  # fmt: skip
+    on = run(
+        ext.MoleculeDescription,
+        model,
+        table,
+        settings={"retrieval": "ON", "neighbours": 1, "reference_table": str(ref)},
+    ).to_pandas()
+    used = list(on["Description neighbours"])
+    assert used[0] == "X1 (1.00)" and pd.isna(used[1]) and used[2].startswith("X2 (")
+    off = run(ext.MoleculeDescription, model, table, settings={"retrieval": "OFF"}).to_pandas()
+    assert "Description neighbours" not in off.columns
+    with pytest.raises(knext.InvalidParametersError, match="reference table .* not a file"):
+        run(ext.MoleculeDescription, model, table,
+            settings={"retrieval": "ON", "reference_table": str(tmp_path / "none.tsv")})  # fmt: skip

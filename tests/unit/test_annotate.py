@@ -161,3 +161,58 @@ def tiny_random_model_with_tasks(tasks: tuple[str, ...]) -> Any:
     model = tiny_random_model(seed=0)
     model.config = model.config.replace(tasks=tasks)
     return model
+
+
+def test_retrieval_augmented_descriptions(tiny_model: Any, tmp_path: Any) -> None:
+    from llamo_plugin.cache import AnswerCache
+    from llamo_plugin.config import RetrievalConfig
+
+    assert not tiny_model.config.retrieval.default  # auto: off for a model not trained so
+    plain = _annotator(tiny_model, tasks=("description",))
+    assert not plain.retrieval and "description_neighbours" not in plain.annotate(["CCO"])
+    table = tmp_path / "ref.csv"
+    table.write_text("id,smiles,caption\nA,CCO,The molecule is ethanol.\nB,CCCO,Propanol.\n")
+    cache = AnswerCache(tmp_path / "answers.sqlite")
+    pipe = Pipeline(tiny_model, cache=cache)
+    opts = AnnotateOptions(tasks=("description",), retrieval="on", reference_table=str(table))
+    ann = Annotator(pipe, opts)
+    assert [c.key for c in ann.columns()] == [
+        "description", "description_neighbours", "llamo_domain", "llamo_error"
+    ]  # fmt: skip
+    out = ann.annotate(["OCC", "C1CC(", "CCCO"])
+    assert list(out) == [c.key for c in ann.columns()]
+    assert out["description_neighbours"] == ["A (1.00); B (0.56)", None, "B (1.00); A (0.56)"]
+    assert out["description"][1] is None and out["llamo_error"][1].startswith("invalid_smiles")
+    # the answer cache keys the reference table: another table, another key
+    table.write_text("id,smiles,caption\nA,CCO,Another caption.\nB,CCCO,Propanol.\n")
+    again = Annotator(pipe, opts)
+    again.annotate(["OCC"])
+    assert again.stats.cache_hits == 0 and again.stats.generated == 1
+    same = Annotator(pipe, opts)
+    same.annotate(["OCC"])
+    assert same.stats.cache_hits == 1
+    # a model trained with retrieval: auto switches it on, "off" switches it off
+    trained = replace(
+        tiny_model.config, retrieval=RetrievalConfig(default=True, neighbours=1, copy_bias=2.0)
+    )
+    tiny_model.config, saved = trained, tiny_model.config
+    try:
+        auto = Annotator(Pipeline(tiny_model), AnnotateOptions(reference_table=str(table)))
+        assert auto.retrieval
+        assert auto.annotate(["CCO"])["description_neighbours"] == ["A (1.00)"]
+        off = AnnotateOptions(retrieval="off", reference_table=str(table))
+        assert not Annotator(Pipeline(tiny_model), off).retrieval
+    finally:
+        tiny_model.config = saved
+    pipe.close()
+
+
+def test_bad_reference_table_is_one_clear_error(tiny_model: Any, tmp_path: Any) -> None:
+    with pytest.raises(ConfigError, match="reference table .*missing.tsv"):
+        _annotator(tiny_model, retrieval="on", reference_table=str(tmp_path / "missing.tsv"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,text\nx,y\n")
+    with pytest.raises(ConfigError, match="no SMILES column"):
+        _annotator(tiny_model, retrieval="on", reference_table=str(bad))
+    with pytest.raises(ConfigError, match="retrieval must be"):
+        AnnotateOptions(retrieval="maybe")

@@ -59,3 +59,37 @@ def test_bundled_set_holds_no_test_molecule(shared_dir: Path) -> None:
     assert not {r["CID"] for r in test} & {r["cid"] for r in bundled}
     test_smiles = {Chem.MolToSmiles(Chem.MolFromSmiles(r["SMILES"])) for r in test}
     assert not test_smiles & {r["smiles"] for r in bundled}
+
+
+def test_query_k_orders_and_leaves_out_other_forms() -> None:
+    from llamo_plugin.retrieval import neighbours_label, with_retrieved
+
+    nn = NearestNeighbours(
+        ["lact-L", "lact-D", "lactate", "pyr", "ace"],
+        ["C[C@H](O)C(=O)O", "C[C@@H](O)C(=O)O", "CC(O)C(=O)[O-]", "CC(=O)C(=O)O", "CC(=O)O"],
+        ["L-lactic acid", "D-lactic acid", "lactate", "pyruvic acid", "acetic acid"],
+    )
+    hits = nn.query_k(["C[C@H](O)C(=O)O", "not smiles"], 3)
+    assert hits[1] is None
+    assert [h.cid for h in hits[0]][0] == "lact-L" and len(hits[0]) == 3
+    sims = [h.similarity for h in hits[0]]
+    assert sims == sorted(sims, reverse=True)
+    same = nn.query_k(["C[C@H](O)C(=O)O"], 5, leave_out="identical")[0]
+    assert "lact-L" not in {h.cid for h in same} and "lact-D" in {h.cid for h in same}
+    # leave-one-out: no stereoisomer, no other protonation state of the molecule itself
+    loo = nn.query_k(["C[C@H](O)C(=O)O"], 5, leave_out="skeleton")[0]
+    assert {h.cid for h in loo} == {"pyr", "ace"}
+    with pytest.raises(ValueError):
+        nn.query_k(["CCO"], 0)
+    instructions, used = with_retrieved(nn, ["CC(=O)C(=O)O", "xx"], "Describe it.", 2)
+    assert instructions[1] == "Describe it."  # unparseable: left for the pipeline to report
+    assert instructions[0].startswith("Similar molecules: [1] CC(=O)C(=O)O (similarity 1.00)")
+    assert instructions[0].endswith("Describe it.") and "[2]" in instructions[0]
+    assert neighbours_label(used[0]).startswith("pyr (1.00); ")
+    assert neighbours_label(used[1]) is None
+
+
+def test_checksum_follows_content() -> None:
+    a = NearestNeighbours(["1"], ["CCO"], ["x"])
+    assert a.checksum == NearestNeighbours(["1"], ["OCC"], ["x"]).checksum  # same canonical
+    assert a.checksum != NearestNeighbours(["1"], ["CCO"], ["y"]).checksum

@@ -184,3 +184,28 @@ def test_shared_prefix_forward_equals_the_plain_forward() -> None:
     for n, p in model.named_parameters():
         if n in grads:
             assert torch.allclose(p.grad, grads[n], atol=1e-5, rtol=1e-3), n
+
+
+def test_decoded_description_validation(tmp_path, tiny_model, shared_dir) -> None:
+    import json
+
+    from llamo_plugin.errors import ConfigError
+    from llamo_plugin.train.config import DecodedEvalConfig
+    from llamo_plugin.train.decoded_eval import DecodedEval
+
+    with pytest.raises(ConfigError, match="property files, description files or both"):
+        DecodedEvalConfig(files=())
+    records = tmp_path / "d.jsonl"
+    rows = [("CCO", "The molecule is ethanol."), ("c1ccccc1", "The molecule is benzene.")]
+    records.write_text(
+        "".join(
+            json.dumps({"task": "description", "smiles": s, "instruction": "Describe it.",
+                        "answer": a, "source": "t", "split": split}) + "\n"  # fmt: skip
+            for (s, a), split in zip(rows + rows, ["val", "val", "train", "train"], strict=True)
+        )
+    )
+    cfg = DecodedEvalConfig(files=(), description_files=(str(records),), description_rows=5)
+    vocab = shared_dir / "data" / "scibert-vocab" / "vocab.txt"
+    result = DecodedEval(cfg, tmp_path, vocab).run(tiny_model)
+    assert result["description"]["n"] == 2  # the val records only
+    assert result["score"] == pytest.approx(1 - result["description"]["bleu4"])
