@@ -276,9 +276,9 @@ class MoleculeDescription(_AnnotatingNode):
     model_column = model_column_parameter()
 
     def _options(self) -> Any:
-        from llamo_plugin.annotate import AnnotateOptions
-
         from pathlib import Path
+
+        from llamo_plugin.annotate import AnnotateOptions
 
         table = self.reference_table.strip()
         if table and not Path(table).is_file():

@@ -254,6 +254,6 @@ def test_description_retrieval_settings(tmp_path: Path) -> None:
     assert used[0] == "X1 (1.00)" and pd.isna(used[1]) and used[2].startswith("X2 (")
     off = run(ext.MoleculeDescription, model, table, settings={"retrieval": "OFF"}).to_pandas()
     assert "Description neighbours" not in off.columns
-    with pytest.raises(knext.InvalidParametersError, match="reference table .* not a file"):
-        run(ext.MoleculeDescription, model, table,
-            settings={"retrieval": "ON", "reference_table": str(tmp_path / "none.tsv")})  # fmt: skip
+    missing = {"retrieval": "ON", "reference_table": str(tmp_path / "none.tsv")}
+    with pytest.raises(knext.InvalidParametersError, match=r"reference table .* not a file"):
+        run(ext.MoleculeDescription, model, table, settings=missing)

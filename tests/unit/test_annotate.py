@@ -208,7 +208,7 @@ def test_retrieval_augmented_descriptions(tiny_model: Any, tmp_path: Any) -> Non
 
 
 def test_bad_reference_table_is_one_clear_error(tiny_model: Any, tmp_path: Any) -> None:
-    with pytest.raises(ConfigError, match="reference table .*missing.tsv"):
+    with pytest.raises(ConfigError, match=r"reference table .*missing\.tsv"):
         _annotator(tiny_model, retrieval="on", reference_table=str(tmp_path / "missing.tsv"))
     bad = tmp_path / "bad.csv"
     bad.write_text("name,text\nx,y\n")

@@ -71,7 +71,7 @@ def test_query_k_orders_and_leaves_out_other_forms() -> None:
     )
     hits = nn.query_k(["C[C@H](O)C(=O)O", "not smiles"], 3)
     assert hits[1] is None
-    assert [h.cid for h in hits[0]][0] == "lact-L" and len(hits[0]) == 3
+    assert hits[0][0].cid == "lact-L" and len(hits[0]) == 3
     sims = [h.similarity for h in hits[0]]
     assert sims == sorted(sims, reverse=True)
     same = nn.query_k(["C[C@H](O)C(=O)O"], 5, leave_out="identical")[0]

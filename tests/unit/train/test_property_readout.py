@@ -197,13 +197,12 @@ def test_decoded_description_validation(tmp_path, tiny_model, shared_dir) -> Non
         DecodedEvalConfig(files=())
     records = tmp_path / "d.jsonl"
     rows = [("CCO", "The molecule is ethanol."), ("c1ccccc1", "The molecule is benzene.")]
-    records.write_text(
-        "".join(
-            json.dumps({"task": "description", "smiles": s, "instruction": "Describe it.",
-                        "answer": a, "source": "t", "split": split}) + "\n"  # fmt: skip
-            for (s, a), split in zip(rows + rows, ["val", "val", "train", "train"], strict=True)
-        )
-    )
+    lines = []
+    for (smiles, answer), split in zip(rows + rows, ["val", "val", "train", "train"], strict=True):
+        rec = {"task": "description", "smiles": smiles, "instruction": "Describe it."}
+        rec.update(answer=answer, source="t", split=split)
+        lines.append(json.dumps(rec) + "\n")
+    records.write_text("".join(lines))
     cfg = DecodedEvalConfig(files=(), description_files=(str(records),), description_rows=5)
     vocab = shared_dir / "data" / "scibert-vocab" / "vocab.txt"
     result = DecodedEval(cfg, tmp_path, vocab).run(tiny_model)
