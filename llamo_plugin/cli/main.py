@@ -31,6 +31,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "export a model's graph encoder + projector to ONNX (graph.onnx in the model directory)",
     ),
     "bench": ("llamo_plugin.cli.bench", "measure inference throughput against the reference path"),
+    "serve": (
+        "llamo_plugin.cli.serve",
+        "serve one model over HTTP: batch annotation and an OpenAI-compatible chat API",
+    ),
 }
 
 
