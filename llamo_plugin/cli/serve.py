@@ -137,9 +137,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         from llamo_plugin.serve.app import create_app
-        from llamo_plugin.serve.batcher import MicroBatcher
         from llamo_plugin.serve.metrics import ServeMetrics
-        from llamo_plugin.serve.server import bind_socket, make_server, socket_url
+        from llamo_plugin.serve.server import bind_socket, make_batcher, make_server, socket_url
     except ImportError as exc:
         logger.error(
             "llamo serve needs the serve extra (pip install 'llamo-plugin[serve]'): %s", exc
@@ -157,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     threads = set_process_threads(args.threads)
     cache = None if args.no_cache else (args.cache or default_cache_path())
     metrics = ServeMetrics()
-    batcher = MicroBatcher(
+    batcher = make_batcher(
         lambda: load_pipeline(
             args.model,
             device=args.device,
@@ -166,9 +165,7 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             graph_threads=threads,
         ),
-        max_rows=config.batch_rows,
-        max_wait_s=config.batch_wait_ms / 1000,
-        max_queued_rows=config.max_queued_rows,
+        config,
     )
     metrics.attach(batcher)
     try:

@@ -12,21 +12,37 @@ answered 503. uvicorn waits for every open request to be answered (up to the gra
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
 
+from llamo_plugin.serve.batcher import MicroBatcher
 from llamo_plugin.serve.config import ServeConfig
+from llamo_plugin.serve.metrics import ServeMetrics
 
 logger = logging.getLogger(__name__)
 
 #: seconds uvicorn waits, beyond the grace, for the 503 answers to be written
 RESPONSE_SLACK_S = 10.0
+
+
+def make_batcher(
+    open_pipeline: Callable[[], Any], config: ServeConfig, *, close_pipeline: bool = True
+) -> MicroBatcher:
+    """The micro-batcher of a server with ``config``'s batching settings (not started)."""
+    return MicroBatcher(
+        open_pipeline,
+        max_rows=config.batch_rows,
+        max_wait_s=config.batch_wait_ms / 1000,
+        max_queued_rows=config.max_queued_rows,
+        close_pipeline=close_pipeline,
+    )
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -84,6 +100,7 @@ class BackgroundServer:
         self.sock = bind_socket(config.host, config.port)
         self.url = socket_url(self.sock)
         self.server = make_server(app, config)
+        self.batcher: MicroBatcher | None = None
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, name="llamo-serve", daemon=True
         )
@@ -108,3 +125,29 @@ class BackgroundServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def background_server(
+    open_pipeline: Callable[[], Any],
+    config: ServeConfig,
+    *,
+    token: str | None = None,
+    close_pipeline: bool = True,
+) -> Iterator[BackgroundServer]:
+    """A whole server (batcher, app, uvicorn) in background threads of this process, e.g.
+    ``with background_server(lambda: pipe, ServeConfig(port=0), close_pipeline=False) as s:``
+    then ``s.url``; stopped gracefully on exit. ``s.batcher`` is its batcher."""
+    from llamo_plugin.serve.app import create_app
+
+    metrics = ServeMetrics()
+    batcher = make_batcher(open_pipeline, config, close_pipeline=close_pipeline)
+    metrics.attach(batcher)
+    batcher.start()
+    try:
+        app = create_app(batcher, config, token=token, metrics=metrics)
+        with BackgroundServer(app, config) as server:
+            server.batcher = batcher
+            yield server
+    finally:
+        batcher.close()
