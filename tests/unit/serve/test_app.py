@@ -301,6 +301,7 @@ def test_clients_that_leave_do_not_disturb_others(server: Any, expected: Any) ->
     """One client sends a long request and leaves while it runs, another leaves mid-body;
     clients meanwhile get their correct answers, and the server keeps serving."""
     gone_before = metric(server, "llamo_requests_total", endpoint="annotate", status="499")
+    rows_before = metric(server, "llamo_batch_rows_sum")
     long = json.dumps({"smiles": MOLECULES, "tasks": ["description"]}).encode()
     leaver = raw_request(server, long)
     assert eventually(lambda: server.batcher.running_rows > 0 or server.batcher.queue_depth > 0)
@@ -323,6 +324,9 @@ def test_clients_that_leave_do_not_disturb_others(server: Any, expected: Any) ->
         r = c.post("/v1/annotate", json={"smiles": ROWS[:2], **HOMO})
     assert r.status_code == 200
     assert_rows_equal(r.json(), expected["homo"], [0, 1])
+    # the leaver's descriptions were withdrawn and their batch stopped: only the rows of the
+    # clients that stayed were run to the end
+    assert metric(server, "llamo_batch_rows_sum") - rows_before == 4 * 3 + 2
 
 
 # ------------------------------------------------------- timeouts and shutdown
