@@ -32,10 +32,18 @@ Everything is measured in one run, on one model and one set of molecules:
   and the LM's FLOPs per molecule, over the roofline (how close the whole pipeline runs to
   the machine's matrix-multiply speed; the shared prompt start, computed once per batch,
   is counted for every molecule, as model FLOPs are).
+
+``llamo bench --server`` (:func:`run_server_bench`) measures the HTTP server instead:
+requests/s and molecules/s of ``POST /v1/annotate`` under 1, 8 and 32 concurrent clients
+(``rows_per_request`` rows each), against a server it starts on 127.0.0.1 in this process or
+a running one (``--server-url``), beside the same rows annotated in this process in one call;
+per level, the mean rows and requests the micro-batcher put in one model run (from the
+server's ``/metrics``) and the share of rows whose columns equal the in-process ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -458,4 +466,175 @@ def run_bench(
         differences=differing[:10],
         **efficiency,
     )
+    return result
+
+
+# ------------------------------------------------------------------- llamo bench --server
+
+
+@dataclass(frozen=True)
+class ServerBenchOptions:
+    """What ``llamo bench --server`` measures: ``molecules`` distinct molecules annotated with
+    ``tasks`` through ``POST /v1/annotate``, ``rows_per_request`` per request, by each number
+    of concurrent ``clients`` in turn; beside them, the same rows in this process through
+    :class:`~llamo_plugin.annotate.Annotator` in one call."""
+
+    molecules: int = 64
+    clients: tuple[int, ...] = (1, 8, 32)
+    rows_per_request: int = 1
+    tasks: tuple[str, ...] = ("description",)
+    #: a running server to measure ("" = start one on 127.0.0.1 in this process)
+    url: str = ""
+
+
+def _batch_metrics(client: Any) -> tuple[float, float, float]:
+    """(pipeline runs, rows, requests) the server's micro-batcher has run so far, from its
+    ``/metrics`` (zeros when the server does not expose them to this client)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics")
+    if response.status_code != 200:
+        return 0.0, 0.0, 0.0
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name in (
+                "llamo_batch_rows_count",
+                "llamo_batch_rows_sum",
+                "llamo_batch_requests_sum",
+            ):
+                values[sample.name] = float(sample.value)
+    return (
+        values.get("llamo_batch_rows_count", 0.0),
+        values.get("llamo_batch_rows_sum", 0.0),
+        values.get("llamo_batch_requests_sum", 0.0),
+    )
+
+
+def _client_level(
+    url: str,
+    token: str | None,
+    body: dict[str, Any],
+    smiles: Sequence[str],
+    options: Any,
+    clients: int,
+    local: dict[str, list[Any]],
+) -> dict[str, Any]:
+    """``clients`` threads sending the rows in requests of ``rows_per_request`` until none
+    is left; throughput, and how many rows equal the in-process answers."""
+    import threading
+
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    step = options.rows_per_request
+    todo = list(range(0, len(smiles), step))
+    lock = threading.Lock()
+    answered: dict[int, dict[str, list[Any]]] = {}
+    failures: list[str] = []
+    requests = 0
+
+    def client_loop() -> None:
+        nonlocal requests
+        with httpx.Client(base_url=url, headers=headers, timeout=600) as http:
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    start = todo.pop(0)
+                rows = list(smiles[start : start + step])
+                r = http.post("/v1/annotate", json={**body, "smiles": rows})
+                with lock:
+                    requests += 1
+                    if r.status_code == 200 and r.json()["rows"] == len(rows):
+                        answered[start] = r.json()["columns"]
+                    else:
+                        failures.append(f"{r.status_code}: {r.text[:200]}")
+
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
+        before = _batch_metrics(http)
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seconds = time.perf_counter() - t0
+        after = _batch_metrics(http)
+    molecules = sum(len(cols["llamo_error"]) for cols in answered.values())
+    same = sum(
+        all(cols[key][i] == local[key][start + i] for key in local)
+        for start, cols in answered.items()
+        for i in range(len(cols["llamo_error"]))
+    )
+    runs, rows, jobs = (a - b for a, b in zip(after, before, strict=True))
+    return {
+        "clients": clients,
+        "requests": requests,
+        "failed_requests": len(failures),
+        "failures": failures[:5],
+        "molecules": molecules,
+        "seconds": seconds,
+        "requests_per_s": (requests - len(failures)) / seconds,
+        "molecules_per_s": molecules / seconds,
+        "model_runs": int(runs),
+        "mean_rows_per_run": rows / runs if runs else None,
+        "mean_requests_per_run": jobs / runs if runs else None,
+        "identical_to_in_process": same / molecules if molecules else None,
+    }
+
+
+def run_server_bench(
+    pipe: Any, options: ServerBenchOptions, *, token: str | None = None
+) -> dict[str, Any]:
+    """Measure ``/v1/annotate`` under each number of concurrent clients, and the same rows in
+    this process. ``pipe``: the pipeline of the in-process run, and of the server when
+    ``options.url`` is empty (the server then runs on 127.0.0.1 in this process, its clients
+    in threads beside it; the caller closes the pipeline); ``token``: the bearer token of
+    ``options.url``."""
+    from llamo_plugin.annotate import AnnotateOptions, Annotator
+    from llamo_plugin.serve.config import ServeConfig
+    from llamo_plugin.serve.server import background_server
+
+    distinct = bench_smiles(options.molecules + 2)
+    warm_up, smiles = distinct[:2], distinct[2:]
+    body = {"tasks": list(options.tasks)}
+    annotator = Annotator(pipe, AnnotateOptions(tasks=options.tasks))
+    annotator.annotate(warm_up)  # one-time costs (lazy imports, first calls) paid here
+    t0 = time.perf_counter()
+    local = annotator.annotate(smiles)
+    local_s = time.perf_counter() - t0
+    result: dict[str, Any] = {
+        "mode": "server",
+        "model": pipe.model.config.name,
+        "model_sha256": pipe.model_checksum,
+        "tasks": list(options.tasks),
+        "molecules": len(smiles),
+        "rows_per_request": options.rows_per_request,
+        "in_process": {
+            "molecules": len(smiles),
+            "seconds": local_s,
+            "molecules_per_s": len(smiles) / local_s,
+        },
+    }
+    config = ServeConfig(port=0, max_rows=max(1_000, options.rows_per_request))
+    with contextlib.ExitStack() as stack:
+        url = options.url
+        if not url:
+            server = stack.enter_context(
+                background_server(lambda: pipe, config, close_pipeline=False)
+            )
+            url = server.url
+            result["server"] = f"started in this process on {url} (clients in threads)"
+        else:
+            result["server"] = url
+        levels = []
+        for clients in options.clients:
+            logger.info("%d concurrent client(s), %d molecules", clients, len(smiles))
+            level = _client_level(url, token, body, smiles, options, clients, local)
+            level["speedup_vs_in_process"] = (
+                level["molecules_per_s"] / result["in_process"]["molecules_per_s"]
+            )
+            levels.append(level)
+    result["levels"] = levels
     return result

@@ -1,4 +1,5 @@
-"""``llamo bench [--model DIR] [--molecules N] [--json]``: see :mod:`llamo_plugin.bench`."""
+"""``llamo bench [--model DIR] [--molecules N] [--json]`` and ``llamo bench --server``: see
+:mod:`llamo_plugin.bench`."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="model directory (default: the embedded model, or a tiny random one if none)",
     )
-    parser.add_argument("--molecules", type=int, default=256, help="distinct molecules")
+    parser.add_argument(
+        "--molecules", type=int, default=None, help="distinct molecules (256; --server: 64)"
+    )
     parser.add_argument(
         "--backend",
         choices=["hf", "vllm"],
@@ -40,6 +43,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "model on CPU; 1 runs it in this process)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
+    server = parser.add_argument_group("HTTP server (llamo serve)")
+    server.add_argument(
+        "--server",
+        action="store_true",
+        help="measure POST /v1/annotate under concurrent clients against a server started on "
+        "127.0.0.1 in this process (or --server-url), beside the same rows in this process",
+    )
+    server.add_argument(
+        "--server-url",
+        default="",
+        help="a running server to measure instead (its token from $LLAMO_SERVE_TOKEN)",
+    )
+    server.add_argument(
+        "--clients",
+        default="1,8,32",
+        help="comma-separated numbers of concurrent clients (default 1,8,32)",
+    )
+    server.add_argument("--rows-per-request", type=int, default=1, help="SMILES per request")
+    server.add_argument(
+        "--tasks", default="description", help="tasks of each request (comma-separated)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
     from llamo_plugin.checkpoint.format import ONNX_GRAPH
     from llamo_plugin.registry import load_model_or_default, resolve_model_dir
 
+    if args.server or args.server_url:
+        return _run_server(args)
+    if args.molecules is None:
+        args.molecules = 256
     if args.molecules < 1:
         logger.error("--molecules must be >= 1")
         return 2
@@ -77,4 +105,37 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(result) + "\n")
     else:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def _run_server(args: argparse.Namespace) -> int:
+    """``llamo bench --server``: one JSON object (:func:`llamo_plugin.bench.run_server_bench`)."""
+    import os
+
+    from llamo_plugin.bench import ServerBenchOptions, run_server_bench
+    from llamo_plugin.runtime import load_pipeline
+    from llamo_plugin.serve.auth import TOKEN_ENV
+
+    try:
+        clients = tuple(int(c) for c in args.clients.split(",") if c.strip())
+    except ValueError:
+        clients = ()
+    molecules = 64 if args.molecules is None else args.molecules
+    if not clients or min(clients) < 1 or molecules < 1 or args.rows_per_request < 1:
+        logger.error("--clients, --molecules and --rows-per-request must be positive numbers")
+        return 2
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    options = ServerBenchOptions(
+        molecules=molecules,
+        clients=clients,
+        rows_per_request=args.rows_per_request,
+        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
+        url=args.server_url,
+    )
+    with load_pipeline(args.model, backend=args.backend) as pipe:
+        result = run_server_bench(pipe, options, token=os.environ.get(TOKEN_ENV) or None)
+    sys.stdout.write(json.dumps(result, indent=None if args.json else 2) + "\n")
     return 0
