@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: venv test test-vllm lint demo clean wordnet
+.PHONY: venv test test-vllm lint demo clean wordnet gpu-check
 
 $(STAMP): requirements/cpu.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ test: venv lint wordnet
 # The vllm backend's greedy tokens must equal the hf backend's (tests/vllm_cpu).
 test-vllm: $(VLLM_STAMP)
 	VLLM_CPU_KVCACHE_SPACE=1 $(VLLM_VENV)/bin/pytest -q -p no:cacheprovider tests/vllm_cpu
+
+# The prepared GPU check (tools/gpu_check.py, docs/benchmarks.md): one command, one JSON line.
+# No venv, RDKit or vLLM needed: on a bare GPU machine it runs with the system's $(PYTHON) from
+# this checkout (here: .venv's python); without CUDA it runs its tiny CPU shape.
+GPU_CHECK_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+gpu-check:  # (no echo of the command: stdout carries only the JSON line)
+	@$(GPU_CHECK_PYTHON) -m tools.gpu_check
 
 # The main job: annotate the example table (embedded model) and show the first rows.
 demo: venv
