@@ -477,7 +477,8 @@ class ServerBenchOptions:
     """What ``llamo bench --server`` measures: ``molecules`` distinct molecules annotated with
     ``tasks`` through ``POST /v1/annotate``, ``rows_per_request`` per request, by each number
     of concurrent ``clients`` in turn; beside them, the same rows in this process through
-    :class:`~llamo_plugin.annotate.Annotator` in one call."""
+    :class:`~llamo_plugin.annotate.Annotator` in one call, before the first level and after
+    each (each level is compared with the runs just before and after it)."""
 
     molecules: int = 64
     clients: tuple[int, ...] = (1, 8, 32)
@@ -601,9 +602,15 @@ def run_server_bench(
     body = {"tasks": list(options.tasks)}
     annotator = Annotator(pipe, AnnotateOptions(tasks=options.tasks))
     annotator.annotate(warm_up)  # one-time costs (lazy imports, first calls) paid here
-    t0 = time.perf_counter()
-    local = annotator.annotate(smiles)
-    local_s = time.perf_counter() - t0
+    in_process: list[float] = []  # molecules/s, before the first level and after each
+
+    def local_run() -> dict[str, list[Any]]:
+        t0 = time.perf_counter()
+        out = annotator.annotate(smiles)
+        in_process.append(len(smiles) / (time.perf_counter() - t0))
+        return out
+
+    local = local_run()
     result: dict[str, Any] = {
         "mode": "server",
         "model": pipe.model.config.name,
@@ -611,11 +618,6 @@ def run_server_bench(
         "tasks": list(options.tasks),
         "molecules": len(smiles),
         "rows_per_request": options.rows_per_request,
-        "in_process": {
-            "molecules": len(smiles),
-            "seconds": local_s,
-            "molecules_per_s": len(smiles) / local_s,
-        },
     }
     config = ServeConfig(port=0, max_rows=max(1_000, options.rows_per_request))
     with contextlib.ExitStack() as stack:
@@ -632,9 +634,17 @@ def run_server_bench(
         for clients in options.clients:
             logger.info("%d concurrent client(s), %d molecules", clients, len(smiles))
             level = _client_level(url, token, body, smiles, options, clients, local)
-            level["speedup_vs_in_process"] = (
-                level["molecules_per_s"] / result["in_process"]["molecules_per_s"]
+            local_run()
+            # against the in-process runs just before and after it (the machine's speed drifts)
+            level["in_process_mol_per_s"] = statistics.mean(in_process[-2:])
+            level["speedup_vs_in_process"] = level["molecules_per_s"] / statistics.mean(
+                in_process[-2:]
             )
             levels.append(level)
+    result["in_process"] = {
+        "molecules": len(smiles),
+        "runs_mol_per_s": in_process,
+        "molecules_per_s": statistics.median(in_process),
+    }
     result["levels"] = levels
     return result

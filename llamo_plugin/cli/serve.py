@@ -85,6 +85,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long a request waits for others to share its run when the model is idle",
     )
     parser.add_argument(
+        "--max-queued-rows",
+        type=int,
+        default=d.max_queued_rows,
+        help="rows waiting for the model beyond which new requests get 503",
+    )
+    parser.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        default=d.max_concurrent_requests,
+        help="requests worked on at once (more wait for a slot)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=d.request_timeout_s, help="seconds per request (504)"
     )
     parser.add_argument(
@@ -112,6 +124,8 @@ def _config(args: argparse.Namespace) -> Any:
         max_new_tokens=args.max_new_tokens,
         batch_rows=args.batch_rows,
         batch_wait_ms=args.batch_wait_ms,
+        max_queued_rows=args.max_queued_rows,
+        max_concurrent_requests=args.max_concurrent_requests,
         request_timeout_s=args.timeout,
         shutdown_grace_s=args.shutdown_grace,
         reference_table=str(args.reference_table or ""),
