@@ -21,23 +21,15 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from llamo_plugin.config import DecodeConfig
+from llamo_plugin.records import Generation
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 _CHUNK = 500  # SQLite host-parameter limit is 999 on old builds
-
-
-@dataclass(frozen=True)
-class CachedAnswer:
-    """A stored generation."""
-
-    text: str
-    stop_reason: str
 
 
 def cache_key(
@@ -76,7 +68,8 @@ def is_corruption(exc: BaseException) -> bool:
 
 
 class AnswerCache:
-    """Key -> :class:`CachedAnswer` store in one SQLite file."""
+    """Key -> :class:`~llamo_plugin.records.Generation` (text and stop reason) store in one
+    SQLite file."""
 
     def __init__(self, path: str | Path, timeout_s: float = 60.0) -> None:
         self.path = Path(path)
@@ -127,7 +120,7 @@ class AnswerCache:
         )
         self._conn = self._open()
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, CachedAnswer]:
+    def get_many(self, keys: Iterable[str]) -> dict[str, Generation]:
         """The stored answers among ``keys`` (none, if the file turns out damaged: it is
         replaced by a fresh one)."""
         keys = list(dict.fromkeys(keys))
@@ -139,8 +132,8 @@ class AnswerCache:
             self._recover(exc)
             return {}
 
-    def _get_many(self, keys: list[str]) -> dict[str, CachedAnswer]:
-        found: dict[str, CachedAnswer] = {}
+    def _get_many(self, keys: list[str]) -> dict[str, Generation]:
+        found: dict[str, Generation] = {}
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
@@ -148,10 +141,10 @@ class AnswerCache:
                 f"SELECT key, text, stop_reason FROM answers WHERE key IN ({marks})", chunk
             )
             for key, text, stop in rows:
-                found[key] = CachedAnswer(text, stop)
+                found[key] = Generation(text, (), stop)  # token ids are not stored
         return found
 
-    def put_many(self, items: Mapping[str, CachedAnswer]) -> None:
+    def put_many(self, items: Mapping[str, Generation]) -> None:
         """Store ``items`` in one transaction (all or nothing); into a fresh file if this one
         turns out damaged."""
         if not items:
@@ -164,7 +157,7 @@ class AnswerCache:
             self._recover(exc)
             self._put_many(items)
 
-    def _put_many(self, items: Mapping[str, CachedAnswer]) -> None:
+    def _put_many(self, items: Mapping[str, Generation]) -> None:
         now = time.time()
         rows = [(k, v.text, v.stop_reason, now) for k, v in items.items()]
         self._conn.execute("BEGIN IMMEDIATE")

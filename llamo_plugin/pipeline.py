@@ -26,12 +26,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from llamo_plugin.backends.base import GenerationResult, LMBackend, PromptInputs, ShouldStop
+from llamo_plugin.backends.base import LMBackend, PromptInputs, ShouldStop
 from llamo_plugin.backends.graph_onnx import GraphEncoder
-from llamo_plugin.cache import AnswerCache, CachedAnswer, cache_key
+from llamo_plugin.cache import AnswerCache, cache_key
 from llamo_plugin.chem.smiles import DEFAULT_LIMITS, SmilesLimits
 from llamo_plugin.config import DecodeConfig
 from llamo_plugin.errors import CancelledError, InvalidSmilesError, brief
+from llamo_plugin.records import Generation, StopReason
 
 if TYPE_CHECKING:  # the pool is handed in; pipeline.py never starts processes itself
     from llamo_plugin.workers import WorkerPool
@@ -70,9 +71,15 @@ class RowResult:
     status: RowStatus
     text: str | None = None
     error: str | None = None
-    stop_reason: str | None = None
+    stop_reason: StopReason | None = None
     cached: bool = False
     canonical_smiles: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        """How the row ended in one word: its stop reason (``eos``/``length``) when it was
+        answered, else its status (what evaluation tables record)."""
+        return (self.stop_reason or "eos") if self.status == "ok" else self.status
 
 
 @dataclass
@@ -177,7 +184,7 @@ class Pipeline:
         decode: DecodeConfig,
         *,
         should_stop: ShouldStop | None = None,
-    ) -> list[GenerationResult]:
+    ) -> list[Generation]:
         """Prepare and decode ``(ParsedMolecule, instruction)`` items in this process (no
         dedupe, no cache): what a worker process does with its shard of a chunk."""
         if not items:
@@ -247,7 +254,7 @@ class Pipeline:
         t_parse = time.perf_counter()
 
         keys = {k: cache_key(self.model_checksum, task, k[1], k[0], decode) for k in requests}
-        answers: dict[tuple[str, str], tuple[CachedAnswer, bool]] = {}
+        answers: dict[tuple[str, str], tuple[Generation, bool]] = {}
         if self.cache is not None:
             stored = self.cache.get_many(keys.values())
             for k, ck in keys.items():
@@ -270,10 +277,10 @@ class Pipeline:
             else:
                 gens = self.backend.generate(inputs, decode, should_stop=should_stop)
             t_decode += time.perf_counter() - t0
-            fresh: dict[str, CachedAnswer] = {}
+            fresh: dict[str, Generation] = {}
             for (mol, instr), gen in zip(chunk, gens, strict=True):
                 k = (mol.isomeric_smiles, instr)
-                answers[k] = (CachedAnswer(gen.text, gen.stop_reason), False)
+                answers[k] = (gen, False)
                 fresh[keys[k]] = answers[k][0]
             if self.cache is not None:
                 self.cache.put_many(fresh)

@@ -7,8 +7,29 @@ The chemistry stage produces numpy records (no torch), the graph stage collates 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+
+#: Why decoding stopped: the model wrote EOS, or the answer hit ``max_new_tokens``.
+StopReason = Literal["eos", "length"]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One decoded answer, the record every LM path returns (model, backends, worker
+    processes, answer cache).
+
+    Attributes:
+        text: decoded with special tokens skipped, stripped.
+        token_ids: generated ids up to and including EOS (if reached); empty when the
+            answer came from the answer cache (it stores text and stop reason only).
+        stop_reason: ``"eos"`` or ``"length"``.
+    """
+
+    text: str
+    token_ids: tuple[int, ...]
+    stop_reason: StopReason
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ docs/benchmarks.md). This is data parallelism on one machine, with the standard 
 Each worker loads the model from its directory (with the same graph encoder choice as the
 caller), then answers requests: a list of ``(ParsedMolecule, instruction)`` items and a
 :class:`~llamo_plugin.config.DecodeConfig` in, one
-:class:`~llamo_plugin.backends.base.GenerationResult` per item out
+:class:`~llamo_plugin.records.Generation` per item out
 (:meth:`llamo_plugin.pipeline.Pipeline.answer_items`). :class:`WorkerPool` splits each chunk
 of the pipeline into interleaved shards (items arrive sorted by length, so the shards get
 similar work), one per worker, and puts the answers back in order. Dedupe, the answer cache,
@@ -35,9 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from llamo_plugin.backends.base import GenerationResult, ShouldStop
+from llamo_plugin.backends.base import ShouldStop
 from llamo_plugin.config import DecodeConfig
 from llamo_plugin.errors import CancelledError
+from llamo_plugin.records import Generation
 
 logger = logging.getLogger(__name__)
 
@@ -281,7 +282,7 @@ class WorkerPool:
         decode: DecodeConfig,
         *,
         should_stop: ShouldStop | None = None,
-    ) -> list[GenerationResult]:
+    ) -> list[Generation]:
         """Answers for ``(ParsedMolecule, instruction)`` items, in order; item ``j`` goes to
         worker ``j % workers``. Raises ``CancelledError`` when ``should_stop()`` turns true
         (no partial answers), :class:`WorkerError` when a worker fails."""
@@ -307,7 +308,7 @@ class WorkerPool:
             raise WorkerError("\n".join(errors))
         if any(kind == "cancelled" for kind, _ in replies):
             raise CancelledError("generation cancelled")
-        out: list[GenerationResult | None] = [None] * len(items)
+        out: list[Generation | None] = [None] * len(items)
         for i, (_, gens) in zip(used, replies, strict=True):
             for j, gen in enumerate(gens):
                 out[i + j * self.workers] = gen

@@ -17,6 +17,7 @@ import numpy as np
 
 from llamo_plugin.config import DecodeConfig
 from llamo_plugin.prompt.assemble import EncodedPrompt
+from llamo_plugin.records import Generation
 
 ShouldStop = Callable[[], bool]
 
@@ -34,15 +35,6 @@ class PromptInputs:
     graph_tokens: np.ndarray
 
 
-@dataclass(frozen=True)
-class GenerationResult:
-    """A backend's decoded answer (``stop_reason`` ``eos`` or ``length``)."""
-
-    text: str
-    token_ids: tuple[int, ...]
-    stop_reason: str
-
-
 class LMBackend(Protocol):
     """What the pipeline needs from a language-model backend."""
 
@@ -54,7 +46,7 @@ class LMBackend(Protocol):
         decode: DecodeConfig,
         *,
         should_stop: ShouldStop | None = None,
-    ) -> list[GenerationResult]:
+    ) -> list[Generation]:
         """Greedy answers in input order; raises ``CancelledError`` when ``should_stop()``
         turns true (partial answers are never returned)."""
         ...

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from llamo_plugin.backends.base import GenerationResult, PromptInputs, ShouldStop, length_buckets
+from llamo_plugin.backends.base import PromptInputs, ShouldStop, length_buckets
 from llamo_plugin.config import DecodeConfig
 from llamo_plugin.errors import CancelledError
+from llamo_plugin.records import Generation
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +74,10 @@ class HFBackend:
         decode: DecodeConfig,
         *,
         should_stop: ShouldStop | None = None,
-    ) -> list[GenerationResult]:
+    ) -> list[Generation]:
         from llamo_plugin.model import llama_decoder
 
-        out: list[GenerationResult | None] = [None] * len(prompts)
+        out: list[Generation | None] = [None] * len(prompts)
         lengths = [len(p.prompt.input_ids) + decode.max_new_tokens for p in prompts]
         grouped = self.compact and self.fast_llama and llama_decoder.supports(self.model.lm)
         for batch in length_buckets(lengths, self.max_batch_size, self.max_batch_tokens):
@@ -92,7 +93,7 @@ class HFBackend:
 
     def _decode_batch(
         self, prompts: Sequence[PromptInputs], decode: DecodeConfig, should_stop: Any
-    ) -> list[GenerationResult]:
+    ) -> list[Generation]:
         import torch
 
         tokens = torch.from_numpy(np.stack([p.graph_tokens for p in prompts]))
@@ -107,11 +108,11 @@ class HFBackend:
         )
         if should_stop is not None and should_stop():
             raise CancelledError("generation cancelled")
-        return [GenerationResult(g.text, tuple(g.token_ids), g.stop_reason) for g in gens]
+        return gens
 
     def _decode_grouped(
         self, prompts: Sequence[PromptInputs], decode: DecodeConfig, should_stop: Any
-    ) -> list[GenerationResult]:
+    ) -> list[Generation]:
         """One decode batch (sorted longest first), prefilled in groups of similar length."""
         import torch
 
@@ -149,8 +150,7 @@ class HFBackend:
         )
         if cancelled or (should_stop is not None and should_stop()):
             raise CancelledError("generation cancelled")
-        gens = [model.decode_ids(row) for row in ids]
-        return [GenerationResult(g.text, tuple(g.token_ids), g.stop_reason) for g in gens]
+        return [model.decode_ids(row) for row in ids]
 
 
 def prompt_copy(prompts: Sequence[Sequence[int]], decode: DecodeConfig) -> Any:

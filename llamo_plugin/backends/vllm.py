@@ -23,9 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llamo_plugin.backends.base import GenerationResult, PromptInputs, ShouldStop
+from llamo_plugin.backends.base import PromptInputs, ShouldStop
 from llamo_plugin.config import DecodeConfig
 from llamo_plugin.errors import BackendUnavailableError, CancelledError
+from llamo_plugin.records import Generation
 
 logger = logging.getLogger(__name__)
 
@@ -135,15 +136,11 @@ class VLLMBackend:
         decode: DecodeConfig,
         *,
         should_stop: ShouldStop | None = None,
-    ) -> list[GenerationResult]:
+    ) -> list[Generation]:
         if should_stop is not None and should_stop():
             raise CancelledError("generation cancelled")
         requests = [{"prompt_embeds": e} for e in self.prompt_embeds(prompts)]
         outputs = self.llm.generate(requests, self.sampling_params(decode), use_tqdm=False)
         if should_stop is not None and should_stop():
             raise CancelledError("generation cancelled")
-        results = []
-        for out in outputs:
-            gen = self.model.decode_ids(list(out.outputs[0].token_ids))
-            results.append(GenerationResult(gen.text, tuple(gen.token_ids), gen.stop_reason))
-        return results
+        return [self.model.decode_ids(list(out.outputs[0].token_ids)) for out in outputs]

@@ -219,8 +219,8 @@ def _description(
             retrieval=(nn, k, leave_out) if on else None,
             copy_bias=copy_bias if on else 0.0,
         )
-        preds = [o.text for o in outputs]
-        statuses = ["ok" if o.stop == "eos" else o.stop for o in outputs]
+        preds = [(o.text or "") for o in outputs]
+        statuses = ["ok" if o.outcome == "eos" else o.outcome for o in outputs]
         meta = {"source": "model", "model": model_identity(model)}
         meta["retrieval"] = (
             {"neighbours": k, "copy_bias": copy_bias, "leave_out": leave_out} if on else "off"

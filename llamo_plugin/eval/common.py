@@ -13,9 +13,11 @@ import csv
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llamo_plugin.pipeline import RowResult
 
 logger = logging.getLogger(__name__)
 
@@ -65,14 +67,6 @@ def write_results(
     return json_path, tsv_path
 
 
-@dataclass(frozen=True)
-class ModelOutput:
-    """One generated answer: text (``""`` when there is none) and how generation ended."""
-
-    text: str
-    stop: str  # "eos", "length" or "invalid_smiles"
-
-
 def run_model(
     model: Any,
     smiles: Sequence[Any],
@@ -85,8 +79,9 @@ def run_model(
     answer_format: str = "",
     answer_choice: str = "argmax",
     copy_bias: float = 0.0,
-) -> list[ModelOutput]:
-    """Greedy answers of ``model`` for every (SMILES, instruction) pair, in order.
+) -> list[RowResult]:
+    """Greedy answers of ``model`` for every (SMILES, instruction) pair, in order (the
+    pipeline's rows: ``text``, ``status``, ``outcome``).
 
     With ``free_text`` (descriptions) the model's own decode settings apply (its repetition
     control); otherwise plain greedy decoding (numbers and names must not be penalised for
@@ -95,7 +90,7 @@ def run_model(
     answers), each token picked by ``answer_choice`` (``argmax`` or ``median``). Runs
     through :class:`~llamo_plugin.pipeline.Pipeline` (batched, deduplicated, same tokens as
     batch-1 decoding). Invalid SMILES give
-    ``ModelOutput("", "invalid_smiles")``; nothing is dropped.
+    rows with status ``invalid_smiles`` (or ``too_large``); nothing is dropped.
     """
     from llamo_plugin.config import DecodeConfig
 
@@ -118,14 +113,7 @@ def run_model(
         if done == total or done % max(log_every, 1) < pipe.chunk_size:
             logger.info("generated %d/%d unique requests", done, total)
 
-    rows = pipe.run(list(smiles), list(instructions), decode=decode, progress=progress)
-    outputs: list[ModelOutput] = []
-    for r in rows:
-        if r.status != "ok":
-            outputs.append(ModelOutput("", "invalid_smiles"))
-        else:
-            outputs.append(ModelOutput(r.text or "", r.stop_reason or "eos"))
-    return outputs
+    return pipe.run(list(smiles), list(instructions), decode=decode, progress=progress)
 
 
 def model_identity(model: Any) -> dict[str, Any]:

@@ -14,9 +14,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llamo_plugin.eval.common import ModelOutput, read_tsv, smiles_key
+from llamo_plugin.eval.common import read_tsv, smiles_key
+
+if TYPE_CHECKING:
+    from llamo_plugin.pipeline import RowResult
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +151,7 @@ def model_predictions(
     instruction: str | None = None,
     retrieval: tuple[Any, int, str] | None = None,
     copy_bias: float = 0.0,
-) -> list[ModelOutput]:
+) -> list[RowResult]:
     """Generate a description for every row with the task's default instruction, the way
     the product does (:class:`~llamo_plugin.annotate.Annotator`): with ``retrieval`` =
     ``(index, k, leave_out)`` each prompt carries the row's ``k`` nearest annotated molecules

@@ -24,9 +24,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llamo_plugin.eval.common import ModelOutput, read_tsv
+from llamo_plugin.eval.common import read_tsv
+
+if TYPE_CHECKING:
+    from llamo_plugin.pipeline import RowResult
 
 logger = logging.getLogger(__name__)
 
@@ -132,18 +135,19 @@ def _set_metrics(statuses: Sequence[str], matches: Sequence[bool | None]) -> dic
 
 
 def score_names(
-    rows: Sequence[NameRow], outputs: Sequence[ModelOutput]
+    rows: Sequence[NameRow], outputs: Sequence[RowResult]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Round-trip and string-match metrics per set (and pooled), plus the per-row table."""
     from llamo_plugin.chem.opsin import roundtrip_status
 
-    names = [o.text for o in outputs]
+    names = [(o.text or "") for o in outputs]
     statuses = roundtrip_status(names, [r.smiles for r in rows])
     statuses = [
-        "invalid_smiles" if o.stop == "invalid_smiles" else s
-        for o, s in zip(outputs, statuses, strict=True)
+        "invalid_smiles" if o.status != "ok" else s for o, s in zip(outputs, statuses, strict=True)
     ]
-    matches = [string_match(o.text, r.reference) for o, r in zip(outputs, rows, strict=True)]
+    matches = [
+        string_match((o.text or ""), r.reference) for o, r in zip(outputs, rows, strict=True)
+    ]
     per_set: dict[str, Any] = {}
     for name in dict.fromkeys(r.set for r in rows):
         idx = [i for i, r in enumerate(rows) if r.set == name]
@@ -152,12 +156,12 @@ def score_names(
         {
             "smiles": r.smiles,
             "reference": r.reference or "",
-            "prediction": o.text,
+            "prediction": (o.text or ""),
             "status": s,
             "set": r.set,
             "id": r.id,
             "string_match": "" if m is None else str(int(m)),
-            "stop": o.stop,
+            "stop": o.outcome,
         }
         for r, o, s, m in zip(rows, outputs, statuses, matches, strict=True)
     ]
@@ -166,7 +170,7 @@ def score_names(
 
 def model_names(
     model: Any, rows: Sequence[NameRow], *, batch_size: int, max_new_tokens: int | None = None
-) -> list[ModelOutput]:
+) -> list[RowResult]:
     """Ask the model for the IUPAC name of every row (default instruction)."""
     from llamo_plugin.eval.common import run_model
     from llamo_plugin.tasks import IUPAC

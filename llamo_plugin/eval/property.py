@@ -21,9 +21,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llamo_plugin.tasks import parse_number  # the product's answer parser, scored here too
+
+if TYPE_CHECKING:
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +170,7 @@ def score_answers(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Metrics per target and averaged, and the per-(molecule, target) table.
 
-    ``answers[target][i]`` is a :class:`~llamo_plugin.eval.common.ModelOutput` for row ``i``.
+    ``answers[target][i]`` is a :class:`~llamo_plugin.pipeline.RowResult` for row ``i``.
     """
     from llamo_plugin.tasks import format_property_value
 
@@ -179,11 +182,11 @@ def score_answers(
         refs = [r.values[target] for r in rows]
         preds: list[float | None] = []
         for row, out in zip(rows, answers[target], strict=True):
-            value = parse_number(out.text) if out.stop != "invalid_smiles" else None
+            value = parse_number(out.text or "") if out.status == "ok" else None
             preds.append(value)
             status = (
                 "invalid_smiles"
-                if out.stop == "invalid_smiles"
+                if out.status != "ok"
                 else "ok"
                 if value is not None
                 else "unparseable"
@@ -192,11 +195,11 @@ def score_answers(
                 {
                     "smiles": row.smiles,
                     "reference": format_property_value(row.values[target]),
-                    "prediction": out.text,
+                    "prediction": (out.text or ""),
                     "status": status,
                     "target": target,
                     "parsed": "" if value is None else repr(value),
-                    "stop": out.stop,
+                    "stop": out.outcome,
                 }
             )
         per_target[target] = property_metrics(refs, preds)
@@ -299,21 +302,21 @@ def pubchem_gap_answers(
         )
         preds: list[float | None] = []
         for (s, ref), out in zip(rows, outs, strict=True):
-            value = parse_number(out.text) if out.stop != "invalid_smiles" else None
+            value = parse_number(out.text or "") if out.status == "ok" else None
             preds.append(None if value is None else value * scale)
             table.append(
                 {
                     "smiles": s,
                     "reference": f"{ref:.2f}",
-                    "prediction": out.text,
+                    "prediction": (out.text or ""),
                     "status": "invalid_smiles"
-                    if out.stop == "invalid_smiles"
+                    if out.status != "ok"
                     else "ok"
                     if value is not None
                     else "unparseable",
                     "target": name,
                     "parsed": "" if value is None else repr(value),
-                    "stop": out.stop,
+                    "stop": out.outcome,
                 }
             )
         metrics["targets"][name] = property_metrics(refs, preds)

@@ -15,9 +15,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llamo_plugin.eval.common import ModelOutput
+if TYPE_CHECKING:
+    from llamo_plugin.pipeline import RowResult
+
 
 logger = logging.getLogger(__name__)
 
@@ -79,28 +81,26 @@ def load_records(path: str | Path, limit: int | None = None) -> list[QARecord]:
 
 
 def score_answers(
-    records: Sequence[QARecord], outputs: Sequence[ModelOutput]
+    records: Sequence[QARecord], outputs: Sequence[RowResult]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Accuracy overall (micro), per question type and their macro average; per-row table."""
     per_type: dict[str, list[bool]] = {}
     table: list[dict[str, Any]] = []
     for rec, out in zip(records, outputs, strict=True):
-        ok = out.stop != "invalid_smiles" and is_correct(out.text, rec.answer)
+        ok = out.status == "ok" and is_correct((out.text or ""), rec.answer)
         per_type.setdefault(rec.qtype, []).append(ok)
-        status = (
-            "invalid_smiles" if out.stop == "invalid_smiles" else ("correct" if ok else "wrong")
-        )
+        status = "invalid_smiles" if out.status != "ok" else ("correct" if ok else "wrong")
         table.append(
             {
                 "smiles": rec.smiles,
                 "reference": rec.answer,
-                "prediction": out.text,
+                "prediction": (out.text or ""),
                 "status": status,
                 "qtype": rec.qtype,
                 "question": (
                     rec.question if isinstance(rec.question, str) else json.dumps(rec.question)
                 ),
-                "stop": out.stop,
+                "stop": out.outcome,
             }
         )
     n = len(records)
@@ -119,7 +119,7 @@ def score_answers(
 
 def model_answers(
     model: Any, records: Sequence[QARecord], *, batch_size: int, max_new_tokens: int | None = None
-) -> list[ModelOutput]:
+) -> list[RowResult]:
     """Ask every question of every record."""
     from llamo_plugin.eval.common import run_model
     from llamo_plugin.tasks import QA_MAX_NEW_TOKENS

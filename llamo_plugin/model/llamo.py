@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,7 +19,7 @@ from torch import nn
 from llamo_plugin.chem.featurize import featurize
 from llamo_plugin.chem.smiles import parse_smiles, prompt_smiles
 from llamo_plugin.config import DecodeConfig, LlamoConfig
-from llamo_plugin.errors import ConfigError, InvalidSmilesError
+from llamo_plugin.errors import ConfigError
 from llamo_plugin.graph.data import collate_pyg
 from llamo_plugin.graph.module import GraphTokenizer
 from llamo_plugin.prompt.assemble import (
@@ -30,7 +30,7 @@ from llamo_plugin.prompt.assemble import (
     splice_graph_tokens,
 )
 from llamo_plugin.prompt.templates import Turn
-from llamo_plugin.records import MolGraph, ParsedMolecule
+from llamo_plugin.records import Generation, MolGraph, ParsedMolecule, StopReason
 
 logger = logging.getLogger(__name__)
 
@@ -44,32 +44,6 @@ class PreparedExample:
     molecule: ParsedMolecule
     graph: MolGraph
     prompt: EncodedPrompt
-
-
-@dataclass(frozen=True)
-class Generation:
-    """A decoded answer.
-
-    Attributes:
-        text: decoded with special tokens skipped, stripped.
-        token_ids: generated ids up to and including EOS (if reached).
-        stop_reason: ``"eos"`` or ``"length"`` (hit ``max_new_tokens``).
-    """
-
-    text: str
-    token_ids: list[int]
-    stop_reason: Literal["eos", "length"]
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One row's result: a generation, or a per-row error status (never an exception)."""
-
-    smiles: Any
-    status: Literal["ok", "invalid_smiles"]
-    text: str | None = None
-    error: str | None = None
-    generation: Generation | None = None
 
 
 class LlamoModel(nn.Module):
@@ -195,8 +169,9 @@ class LlamoModel(nn.Module):
         ``compact``: :func:`~llamo_plugin.model.greedy.greedy_decode`, which also drops
         finished rows from the batch, run on
         :mod:`~llamo_plugin.model.llama_decoder` for Llama LMs unless ``fast_llama`` is False);
-        ``should_stop`` is polled after every decoding step and ends generation for the whole
-        batch."""
+        ``should_stop`` is polled after every decoding step; once it turns true generation
+        ends for the whole batch with ``CancelledError`` (the one cancellation contract of every
+        LM path: partial answers are never returned)."""
         if not prompts:
             return []
         decode = decode or self.config.decode
@@ -268,6 +243,10 @@ class LlamoModel(nn.Module):
             generation_config=self._generation_config(decode),
             **kwargs,
         )
+        if should_stop is not None and should_stop():
+            from llamo_plugin.errors import CancelledError
+
+            raise CancelledError("generation cancelled")
         return [self.decode_ids(row.tolist()) for row in out]
 
     def decode_ids(self, ids: list[int]) -> Generation:
@@ -275,43 +254,11 @@ class LlamoModel(nn.Module):
         eos = self.tokenizer.eos_token_id
         if eos in ids:
             ids = ids[: ids.index(eos) + 1]
-            reason: Literal["eos", "length"] = "eos"
+            reason: StopReason = "eos"
         else:
             pad = self.tokenizer.pad_token_id
             while ids and ids[-1] == pad and pad != eos:  # pragma: no cover - defensive
                 ids = ids[:-1]
             reason = "length"
         text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
-        return Generation(text, ids, reason)
-
-    def answer(
-        self,
-        smiles: Sequence[Any],
-        instruction: Instruction | None = None,
-        *,
-        instructions: Sequence[Instruction] | None = None,
-        decode: DecodeConfig | None = None,
-        batch_size: int = 16,
-    ) -> list[Answer]:
-        """Answer ``instruction`` (or ``instructions[i]`` per row) for every SMILES, in order.
-
-        Invalid or missing SMILES give ``status="invalid_smiles"`` rows, never an exception.
-        """
-        if (instruction is None) == (instructions is None):
-            raise ValueError("pass exactly one of instruction= or instructions=")
-        if instructions is not None and len(instructions) != len(smiles):
-            raise ValueError("instructions must have one entry per SMILES")
-        answers: list[Answer | None] = [None] * len(smiles)
-        ready: list[tuple[int, PreparedExample]] = []
-        for row, s in enumerate(smiles):
-            instr = instructions[row] if instructions is not None else instruction
-            try:
-                ready.append((row, self.prepare(s, instr)))  # type: ignore[arg-type]
-            except InvalidSmilesError as exc:
-                answers[row] = Answer(s, "invalid_smiles", error=str(exc))
-        for start in range(0, len(ready), batch_size):
-            chunk = ready[start : start + batch_size]
-            generations = self.generate([e for _, e in chunk], decode)
-            for (row, _), gen in zip(chunk, generations, strict=True):
-                answers[row] = Answer(smiles[row], "ok", text=gen.text, generation=gen)
-        return [a for a in answers if a is not None]
+        return Generation(text, tuple(ids), reason)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from llamo_plugin.cache import AnswerCache, CachedAnswer, cache_key
+from llamo_plugin.cache import AnswerCache, cache_key
 from llamo_plugin.config import DecodeConfig
+from llamo_plugin.records import Generation
 
 
 def test_key_depends_on_everything() -> None:
@@ -29,8 +30,8 @@ def test_key_depends_on_everything() -> None:
 def test_round_trip_and_persistence(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
     with AnswerCache(path) as cache:
-        cache.put_many({"a": CachedAnswer("x", "eos"), "b": CachedAnswer("y", "length")})
-        assert cache.get_many(["a", "c"]) == {"a": CachedAnswer("x", "eos")}
+        cache.put_many({"a": Generation("x", (), "eos"), "b": Generation("y", (), "length")})
+        assert cache.get_many(["a", "c"]) == {"a": Generation("x", (), "eos")}
     with AnswerCache(path) as cache:  # reopened: still there
         assert len(cache) == 2
         assert cache.get_many(["b"])["b"].stop_reason == "length"
@@ -38,7 +39,7 @@ def test_round_trip_and_persistence(tmp_path: Path) -> None:
 
 def test_many_keys_beyond_parameter_limit(tmp_path: Path) -> None:
     with AnswerCache(tmp_path / "c.sqlite") as cache:
-        cache.put_many({str(i): CachedAnswer(str(i), "eos") for i in range(2500)})
+        cache.put_many({str(i): Generation(str(i), (), "eos") for i in range(2500)})
         got = cache.get_many(str(i) for i in range(0, 5000, 2))
         assert len(got) == 1250
 
@@ -48,13 +49,13 @@ def test_failed_batch_writes_nothing(tmp_path: Path) -> None:
 
         class Bad(dict):  # type: ignore[type-arg]
             def items(self):  # type: ignore[no-untyped-def]
-                yield "ok", CachedAnswer("x", "eos")
+                yield "ok", Generation("x", (), "eos")
                 raise RuntimeError("interrupted while writing")
 
         with pytest.raises(RuntimeError):
             cache.put_many(Bad(x=1))
         assert len(cache) == 0
-        cache.put_many({"k": CachedAnswer("v", "eos")})  # still usable
+        cache.put_many({"k": Generation("v", (), "eos")})  # still usable
         assert len(cache) == 1
 
 
@@ -62,7 +63,9 @@ def _writer(path: str, start: int) -> None:
     with AnswerCache(path) as cache:
         for batch in range(20):
             base = start + batch * 50
-            cache.put_many({f"k{i}": CachedAnswer(f"v{i}", "eos") for i in range(base, base + 50)})
+            cache.put_many(
+                {f"k{i}": Generation(f"v{i}", (), "eos") for i in range(base, base + 50)}
+            )
 
 
 def test_concurrent_writer_processes(tmp_path: Path) -> None:
@@ -82,7 +85,7 @@ def test_concurrent_writer_processes(tmp_path: Path) -> None:
 
 def _filled(path: Path, n: int = 2000) -> None:
     with AnswerCache(path) as cache:
-        cache.put_many({f"k{i}": CachedAnswer("x" * 200, "eos") for i in range(n)})
+        cache.put_many({f"k{i}": Generation("x" * 200, (), "eos") for i in range(n)})
 
 
 @pytest.mark.parametrize("damage", ["junk", "truncated", "empty_header"])
@@ -100,8 +103,8 @@ def test_damaged_cache_is_moved_aside_and_replaced(
         path.write_bytes(b"\0" * 100 + data[100:])
     with AnswerCache(path) as cache:
         found = cache.get_many(["k1", "k2"])
-        cache.put_many({"new": CachedAnswer("y", "eos")})
-        assert cache.get_many(["new"]) == {"new": CachedAnswer("y", "eos")}
+        cache.put_many({"new": Generation("y", (), "eos")})
+        assert cache.get_many(["new"]) == {"new": Generation("y", (), "eos")}
         assert cache.quarantined is not None and cache.quarantined.exists()
     assert found == {} or set(found) <= {"k1", "k2"}
     assert "damaged" in caplog.text and "fresh cache" in caplog.text
@@ -123,7 +126,7 @@ def test_damaged_page_met_mid_run(tmp_path: Path, caplog: pytest.LogCaptureFixtu
         fh.write(b"\xa5" * (size - 4096))
     found = cache.get_many([f"k{i}" for i in range(0, 2000, 7)])
     assert found == {} and cache.quarantined is not None
-    cache.put_many({"after": CachedAnswer("z", "length")})
+    cache.put_many({"after": Generation("z", (), "length")})
     assert cache.get_many(["after"])["after"].stop_reason == "length"
     cache.close()
     assert "damaged" in caplog.text

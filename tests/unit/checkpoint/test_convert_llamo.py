@@ -391,13 +391,15 @@ def test_graph_tensors_equal_their_source(
 
 
 def test_reload_and_generate(converted: types.SimpleNamespace) -> None:
-    answers = converted.model.answer(
-        ["CC(=O)Oc1ccccc1C(=O)O", "C", "not a smiles"],
-        "Could you give me a brief overview?",
-        decode=DecodeConfig(max_new_tokens=4),
+    model = converted.model
+    gens = model.generate(
+        [
+            model.prepare(s, "Could you give me a brief overview?")
+            for s in ["CC(=O)Oc1ccccc1C(=O)O", "C"]
+        ],
+        DecodeConfig(max_new_tokens=4),
     )
-    assert [a.status for a in answers] == ["ok", "ok", "invalid_smiles"]
-    assert all(1 <= len(a.generation.token_ids) <= 4 for a in answers[:2])
+    assert all(1 <= len(g.token_ids) <= 4 for g in gens)
     assert converted.model.config.projector.token_order == "motif_first"
 
 

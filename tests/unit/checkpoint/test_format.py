@@ -27,9 +27,11 @@ def test_round_trip_is_bit_identical(tiny_model, saved) -> None:
     assert set(original_sd) == set(new_sd)
     assert all(torch.equal(original_sd[k], new_sd[k]) for k in original_sd)
     decode = DecodeConfig(max_new_tokens=12)
-    a = tiny_model.answer(SMILES, "Describe this molecule.", decode=decode)
-    b = reloaded.answer(SMILES, "Describe this molecule.", decode=decode)
-    assert [x.generation.token_ids for x in a] == [x.generation.token_ids for x in b]
+    a, b = (
+        m.generate([m.prepare(s, "Describe this molecule.") for s in SMILES], decode)
+        for m in (tiny_model, reloaded)
+    )
+    assert [x.token_ids for x in a] == [x.token_ids for x in b]
     assert reloaded.checksum == json.loads((saved / "manifest.json").read_text())["model_sha256"]
     assert reloaded.config == tiny_model.config
 

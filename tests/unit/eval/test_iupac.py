@@ -7,8 +7,15 @@ from pathlib import Path
 import pytest
 
 from llamo_plugin.chem.opsin import java_available
-from llamo_plugin.eval.common import ModelOutput
 from llamo_plugin.eval.iupac import NameRow, load_sets, score_names, string_match
+from llamo_plugin.pipeline import RowResult
+
+
+def _row(text: str, stop: str) -> RowResult:
+    """A pipeline row as evaluation receives it (``stop``: eos, length or invalid_smiles)."""
+    if stop == "invalid_smiles":
+        return RowResult("?", "invalid_smiles", error="invalid_smiles: unparseable")
+    return RowResult("C", "ok", text=text, stop_reason=stop)
 
 
 def test_string_match() -> None:
@@ -43,10 +50,10 @@ def test_score_names() -> None:
         NameRow("b", "4", "CC", "ethane"),
     ]
     outs = [
-        ModelOutput("ethanol", "eos"),
-        ModelOutput("1-propanol", "eos"),
-        ModelOutput("butan-2-ol", "length"),
-        ModelOutput("", "invalid_smiles"),
+        _row("ethanol", "eos"),
+        _row("1-propanol", "eos"),
+        _row("butan-2-ol", "length"),
+        _row("", "invalid_smiles"),
     ]
     metrics, table = score_names(rows, outs)
     a, b = metrics["sets"]["a"], metrics["sets"]["b"]

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from llamo_plugin.eval.common import ModelOutput
 from llamo_plugin.eval.property import (
     PropertyRow,
     load_property_split,
@@ -14,6 +13,14 @@ from llamo_plugin.eval.property import (
     property_metrics,
     score_answers,
 )
+from llamo_plugin.pipeline import RowResult
+
+
+def _row(text: str, stop: str) -> RowResult:
+    """A pipeline row as evaluation receives it (``stop``: eos, length or invalid_smiles)."""
+    if stop == "invalid_smiles":
+        return RowResult("?", "invalid_smiles", error="invalid_smiles: unparseable")
+    return RowResult("C", "ok", text=text, stop_reason=stop)
 
 
 def test_parse_number() -> None:
@@ -44,9 +51,9 @@ def test_score_answers_per_target_and_table() -> None:
         PropertyRow("CO", {"homo": -0.3, "lumo": 0.0, "gap": 0.3}),
     ]
     answers = {
-        "homo": [ModelOutput("-0.4000", "eos"), ModelOutput("no idea", "eos")],
-        "lumo": [ModelOutput("0.1100", "eos"), ModelOutput("0.0000", "length")],
-        "gap": [ModelOutput("0.5000", "eos"), ModelOutput("", "invalid_smiles")],
+        "homo": [_row("-0.4000", "eos"), _row("no idea", "eos")],
+        "lumo": [_row("0.1100", "eos"), _row("0.0000", "length")],
+        "gap": [_row("0.5000", "eos"), _row("", "invalid_smiles")],
     }
     metrics, table = score_answers(rows, answers)
     assert metrics["unit"] == "Hartree"

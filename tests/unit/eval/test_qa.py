@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from llamo_plugin.eval.common import ModelOutput
 from llamo_plugin.eval.qa import QARecord, is_correct, load_records, normalise_answer, score_answers
+from llamo_plugin.pipeline import RowResult
+
+
+def _row(text: str, stop: str) -> RowResult:
+    """A pipeline row as evaluation receives it (``stop``: eos, length or invalid_smiles)."""
+    if stop == "invalid_smiles":
+        return RowResult("?", "invalid_smiles", error="invalid_smiles: unparseable")
+    return RowResult("C", "ok", text=text, stop_reason=stop)
 
 
 def test_normalisation() -> None:
@@ -48,10 +55,10 @@ def test_accuracy_per_type() -> None:
         QARecord("x", "q", "no", "bool"),
     ]
     outs = [
-        ModelOutput("2", "eos"),
-        ModelOutput("4", "eos"),
-        ModelOutput("Yes.", "eos"),
-        ModelOutput("", "invalid_smiles"),
+        _row("2", "eos"),
+        _row("4", "eos"),
+        _row("Yes.", "eos"),
+        _row("", "invalid_smiles"),
     ]
     metrics, table = score_answers(recs, outs)
     assert metrics["accuracy"] == 0.5

@@ -99,7 +99,9 @@ def test_two_stages_train_save_and_resume_identically(tmp_path) -> None:
     full = train(_config([STAGE1, STAGE2]), tmp_path / "full", tmp_path)
     model = load_model(full)
     assert model.config.name == "toy"
-    answers = model.answer(["CCO", "not smiles"], "How many heavy atoms?")
+    from llamo_plugin.pipeline import Pipeline
+
+    answers = Pipeline(model).run(["CCO", "not smiles"], "How many heavy atoms?")
     assert answers[0].status == "ok" and answers[1].status == "invalid_smiles"
 
     # Interrupted run: stage 1 only, then the full recipe in the same directory resumes.
