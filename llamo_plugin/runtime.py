@@ -36,8 +36,9 @@ def load_pipeline(
 ) -> Pipeline:
     """A :class:`Pipeline` for a model directory (None: the embedded default model).
 
-    ``graph="auto"`` uses the model directory's ``graph.onnx`` when present (onnxruntime,
-    CUDA provider when available), else PyTorch. ``workers``: worker processes for the
+    ``graph="auto"`` uses the model directory's ``graph.onnx`` when present and onnxruntime
+    can run it on the device (CUDA needs ``onnxruntime-gpu``), else the PyTorch encoder on
+    the model's device. ``workers``: worker processes for the
     prepare + decode stages (:mod:`llamo_plugin.workers`; ``"auto"``: one per core for a small
     LM on CPU, else 1; 1: everything in this process), each with ``cores // workers``
     threads; the ``hf`` backend only. ``graph_threads``: onnxruntime intra-op threads (None:
@@ -56,7 +57,14 @@ def load_pipeline(
     path = resolve_model_dir(model_dir)
     onnx_file = path / ONNX_GRAPH
     encoder: GraphEncoder | None = None
-    if graph == "onnx" or (graph == "auto" and onnx_file is not None and onnx_file.is_file()):
+    has_onnx = onnx_file is not None and onnx_file.is_file()
+    if graph == "auto" and has_onnx and not _onnx_can_run(torch_device):
+        # e.g. a GPU machine with the CPU-only onnxruntime: the PyTorch encoder runs on the GPU
+        logger.info(
+            "graph encoder: PyTorch on %s (onnxruntime has no provider for it)", torch_device
+        )
+        has_onnx = False
+    if graph == "onnx" or (graph == "auto" and has_onnx):
         if onnx_file is None or not onnx_file.is_file():
             raise FileNotFoundError(f"no {ONNX_GRAPH} in {path}; run `llamo export-onnx {path}`")
         encoder = OnnxGraphEncoder(
@@ -79,6 +87,16 @@ def load_pipeline(
         workers=pool,
         **pipeline_kwargs,
     )
+
+
+def _onnx_can_run(torch_device: str) -> bool:
+    """Whether onnxruntime is installed with a provider for ``torch_device`` (CUDA needs
+    ``onnxruntime-gpu``)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return torch_device != "cuda" or "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 def _torch_device(device: str) -> str:
