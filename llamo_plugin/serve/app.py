@@ -38,7 +38,7 @@ from llamo_plugin.serve.annotate_api import (
     row_statuses,
     run_annotate,
 )
-from llamo_plugin.serve.auth import token_matches
+from llamo_plugin.serve.auth import check_bind, token_matches
 from llamo_plugin.serve.batcher import (
     MicroBatcher,
     QueueFullError,
@@ -206,6 +206,7 @@ def create_app(
 ) -> Any:
     """The ASGI app (FastAPI inside the metrics middleware) for a started batcher; its
     :class:`ServerState` is ``app.state.llamo`` (``begin_shutdown`` is the shutdown hook)."""
+    check_bind(config.host, config.loopback, token)  # whoever builds the app, not just the CLI
     metrics = metrics or ServeMetrics()
     if batcher.on_batch is None:
         metrics.attach(batcher)

@@ -3,7 +3,8 @@
 One model, one thread that runs it (the *batcher thread*), one queue in front of it. A
 request's rows become a :class:`Job`; the batcher thread takes the oldest job, lets others
 with the same :class:`BatchKey` (task name, decoding settings, SMILES limits: one run has one
-of each) join it for up to ``max_wait_s`` while the model is idle and up to ``max_rows`` rows,
+of each) join it for up to ``max_wait_s`` from the moment the model is free (so the clients
+the last run answered can send their next requests in time) and up to ``max_rows`` rows,
 runs them as one :meth:`~llamo_plugin.pipeline.Pipeline.run` (which deduplicates, consults the
 answer cache and decodes in length-sorted batches), and hands each job its slice of the rows,
 in order. While the model is busy, jobs simply accumulate and the next batch takes them all,
@@ -122,7 +123,7 @@ class MicroBatcher:
             open_pipeline: builds the :class:`~llamo_plugin.pipeline.Pipeline` (called once, in
                 the batcher thread), e.g. ``lambda: runtime.load_pipeline(...)``.
             max_rows: most rows per pipeline run (a larger single job runs alone).
-            max_wait_s: how long the first job waits for others when the model is idle.
+            max_wait_s: how long a batch waits for more jobs once the model is free.
             max_queued_rows: queued rows beyond which :meth:`submit` raises :class:`QueueFullError`.
             close_pipeline: close the pipeline when the batcher closes (False when the caller
                 shares one pipeline between batchers, e.g. in tests and ``llamo bench``).
@@ -148,6 +149,7 @@ class MicroBatcher:
         self.running_rows = 0
         self.running_jobs = 0
         self.batches = 0
+        self._free_since = 0.0  # monotonic time the last run ended
 
     # ----------------------------------------------------------------- life cycle
     def start(self) -> Any:
@@ -281,7 +283,10 @@ class MicroBatcher:
                     wait = max(0.01, self._abort_at - time.monotonic())
                 self._cond.wait(wait)
             first = self._queue[0]
-            until = first.enqueued + self.max_wait_s
+            # The window opens when a job and the model are both there: after a run, the
+            # clients it answered send their next requests within milliseconds, and they
+            # join this batch instead of waiting for the next one.
+            until = max(first.enqueued, self._free_since) + self.max_wait_s
             while not self.stopping:
                 rows = sum(j.rows for j in self._queue if j.key == first.key)
                 left = until - time.monotonic()
@@ -338,6 +343,7 @@ class MicroBatcher:
             return
         finally:
             self.running_rows = self.running_jobs = 0
+            self._free_since = time.monotonic()
         seconds = time.perf_counter() - t0
         self.batches += 1
         start = 0

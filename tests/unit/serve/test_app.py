@@ -263,6 +263,11 @@ def test_bad_requests_get_clear_json_errors(server: Any) -> None:
                 400,
                 "<smiles>",
             ),
+            (
+                post("/v1/annotate", json={"smiles": ["C"], "tasks": ["forward"]}),
+                422,
+                "not trained for the task(s) forward",
+            ),
             (c.get("/v1/annotate"), 405, "Method Not Allowed"),
             (c.get("/nowhere"), 404, "Not Found"),
         ]
@@ -330,6 +335,16 @@ def test_clients_that_leave_do_not_disturb_others(server: Any, expected: Any) ->
 
 
 # ------------------------------------------------------- timeouts and shutdown
+
+
+def test_no_app_listens_beyond_loopback_without_a_token(pipeline: Any) -> None:
+    from llamo_plugin.errors import ConfigError
+
+    with (
+        pytest.raises(ConfigError, match="token is required"),
+        background_server(lambda: pipeline, CONFIG.replace(host="0.0.0.0"), close_pipeline=False),
+    ):
+        pass
 
 
 def test_request_timeout_is_504(pipeline: Any, server: Any) -> None:
