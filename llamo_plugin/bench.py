@@ -484,6 +484,8 @@ class ServerBenchOptions:
     clients: tuple[int, ...] = (1, 8, 32)
     rows_per_request: int = 1
     tasks: tuple[str, ...] = ("description",)
+    #: the question of the qa task
+    question: str = ""
     #: a running server to measure ("" = start one on 127.0.0.1 in this process)
     url: str = ""
 
@@ -598,8 +600,9 @@ def run_server_bench(
     from llamo_plugin.serve.server import background_server
 
     smiles = bench_smiles(options.molecules)
-    body = {"tasks": list(options.tasks)}
-    annotator = Annotator(pipe, AnnotateOptions(tasks=options.tasks))
+    annotate_options = AnnotateOptions(tasks=options.tasks, question=options.question)
+    body = {"tasks": list(options.tasks), "question": options.question}
+    annotator = Annotator(pipe, annotate_options)
     # One-time costs (lazy imports, first calls, the first batch of each size) paid here: a
     # first run of the 64 molecules took 2.0 mol/s, the runs after it 17.5-18.1 (session 8).
     annotator.annotate(smiles)

@@ -64,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     server.add_argument(
         "--tasks", default="description", help="tasks of each request (comma-separated)"
     )
+    server.add_argument("--question", default="", help="the question of the qa task")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,11 +129,21 @@ def _run_server(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    from llamo_plugin.annotate import AnnotateOptions
+    from llamo_plugin.errors import ConfigError
+
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    try:
+        AnnotateOptions(tasks=tasks, question=args.question)  # refused before the model loads
+    except ConfigError as exc:
+        logger.error("%s", exc)
+        return 2
     options = ServerBenchOptions(
         molecules=molecules,
         clients=clients,
         rows_per_request=args.rows_per_request,
-        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
+        tasks=tasks,
+        question=args.question,
         url=args.server_url,
     )
     with load_pipeline(args.model, backend=args.backend) as pipe:

@@ -15,11 +15,12 @@ from llamo_plugin.cli.main import main
 
 
 def test_bench_server_figures(pipeline: Any) -> None:
-    options = ServerBenchOptions(molecules=2, clients=(1, 2))
+    question = "How many rings does this molecule have?"  # short answers: a quick test
+    options = ServerBenchOptions(molecules=2, clients=(1, 2), tasks=("qa",), question=question)
     result = json.loads(json.dumps(run_server_bench(pipeline, options)))  # JSON-able
     approx = pytest.approx
     assert result["model"] == "llamo-embedded-v1" and len(result["model_sha256"]) == 64
-    assert result["molecules"] == 2 and result["tasks"] == ["description"]
+    assert result["molecules"] == 2 and result["tasks"] == ["qa"]
     local = result["in_process"]
     runs = local["runs_mol_per_s"]
     assert local["molecules"] == 2 and len(runs) == 3  # before the levels and after each
@@ -47,4 +48,5 @@ def test_cli_bench_server_options_are_checked(caplog: pytest.LogCaptureFixture) 
         assert main(["bench", "--server", "--clients", "0,8"]) == 2
         assert main(["bench", "--server", "--clients", "eight"]) == 2
         assert main(["bench", "--server", "--rows-per-request", "0"]) == 2
-    assert "must be positive" in caplog.text
+        assert main(["bench", "--server", "--tasks", "qa"]) == 2
+    assert "must be positive" in caplog.text and "needs a question" in caplog.text
