@@ -27,6 +27,20 @@ REPO = Path(__file__).resolve().parents[3]
 TOKEN = "cli-token-0123456789abcdef"
 
 
+def test_fastapi_and_uvicorn_load_only_when_the_server_starts() -> None:
+    code = (
+        "import sys; from llamo_plugin.cli.main import build_parser; build_parser(); "
+        "import llamo_plugin.serve, llamo_plugin.serve.config, llamo_plugin.serve.auth; "
+        "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'prometheus_client') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_public_address_without_token_is_refused(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
