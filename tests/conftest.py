@@ -60,6 +60,6 @@ def tiny_model() -> Any:
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model's graph tokenizer exported to ONNX once per session (~20 s)."""
-    from export.onnx_graph import export_graph_onnx
+    from llamo_plugin.export.onnx_graph import export_graph_onnx
 
     return export_graph_onnx(tiny_model.graph, tmp_path_factory.mktemp("onnx") / "graph.onnx")

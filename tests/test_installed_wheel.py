@@ -31,6 +31,9 @@ def test_wheel_annotates_outside_the_checkout(tmp_path: Path) -> None:
     )  # fmt: skip
     assert install.returncode == 0, install.stderr[-3000:]
     assert not (site / "tests").exists()  # the test stand-in is never shipped
+    # nor a top-level package named after a tool folder (export/, tools/)
+    assert not (site / "export").exists() and not (site / "tools").exists()
+    assert (site / "llamo_plugin" / "export" / "onnx_graph.py").is_file()  # llamo export-onnx
 
     (work / "mols.csv").write_text("name,smiles\nethanol,CCO\nbroken,C1CC(\n")
     # The installed copy only: the wheel's folder first, the checkout nowhere on the path.

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.onnx_graph import export_model_dir
+    from llamo_plugin.export.onnx_graph import export_model_dir
     from llamo_plugin.errors import CheckpointError
 
     try:

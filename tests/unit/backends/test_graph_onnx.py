@@ -52,7 +52,7 @@ def test_onnx_encoder_is_repeatable_on_a_large_batch(tiny_onnx: Path, threads: i
     """The exported neighbour sum is a fixed-order gather (no ScatterND(add), which races
     multi-threaded in onnxruntime): tokens are bit-identical run after run, on any number of
     threads, and the same for 1 and 2 threads."""
-    from export.onnx_graph import reference_smiles
+    from llamo_plugin.export.onnx_graph import reference_smiles
 
     batch = collate_graphs([featurize(parse_smiles(s)) for s in reference_smiles(128)])
     enc = OnnxGraphEncoder(tiny_onnx, device="cpu", num_threads=threads)

@@ -12,13 +12,13 @@ import onnx
 import pytest
 import torch
 
-from export.onnx_graph import EDGE_CASE_SMILES, OPSET, check_parity, reference_smiles
 from llamo_plugin.checkpoint.format import ONNX_GRAPH, load_model, read_manifest, save_model
 from llamo_plugin.errors import CheckpointError
+from llamo_plugin.export.onnx_graph import EDGE_CASE_SMILES, OPSET, check_parity, reference_smiles
 
 
 def test_graph_has_dynamic_axes_and_pinned_opset(tiny_onnx: Path) -> None:
-    from export.onnx_graph import onnx_input_names
+    from llamo_plugin.export.onnx_graph import onnx_input_names
 
     model = onnx.load(str(tiny_onnx))
     opsets = {o.domain: o.version for o in model.opset_import}
@@ -85,7 +85,7 @@ def test_edge_cases_in_one_batch_match_torch(tiny_model: Any, tiny_onnx: Path) -
 
 
 def test_export_model_dir_records_checksum(tiny_model: Any, tmp_path: Path) -> None:
-    from export.onnx_graph import export_model_dir
+    from llamo_plugin.export.onnx_graph import export_model_dir
 
     model_dir = tmp_path / "model"
     save_model(tiny_model, model_dir)
@@ -116,3 +116,15 @@ def test_cli_export_onnx(tiny_model: Any, tmp_path: Path, capsys: pytest.Capture
     out = json.loads(capsys.readouterr().out)
     assert out["onnx"].endswith(ONNX_GRAPH) and out["bytes"] > 0
     assert main(["export-onnx", str(tmp_path / "missing")]) == 1
+
+
+def test_export_verify_tool_reports_parity(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m export.verify``: the tool folder's parity check of a shipped graph.onnx."""
+    from export.verify import main
+    from llamo_plugin.registry import embedded_model_dir
+
+    assert main([str(embedded_model_dir()), "--molecules", "12"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["max_abs_diff"] <= report["tolerance"] == 1e-4
+    assert report["molecules"] == 12
+    assert main([str(Path(__file__).parent)]) == 2  # no graph.onnx there
