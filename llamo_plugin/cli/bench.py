@@ -146,7 +146,9 @@ def _run_server(args: argparse.Namespace) -> int:
         question=args.question,
         url=args.server_url,
     )
-    with load_pipeline(args.model, backend=args.backend) as pipe:
+    with load_pipeline(
+        args.model, backend=args.backend, graph_threads=args.threads or None
+    ) as pipe:
         result = run_server_bench(pipe, options, token=os.environ.get(TOKEN_ENV) or None)
     sys.stdout.write(json.dumps(result, indent=None if args.json else 2) + "\n")
     return 0
