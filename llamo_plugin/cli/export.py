@@ -22,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llamo_plugin.export.onnx_graph import export_model_dir
     from llamo_plugin.errors import CheckpointError
+    from llamo_plugin.export.onnx_graph import export_model_dir
 
     try:
         path, report = export_model_dir(args.model_dir, verify=args.verify)

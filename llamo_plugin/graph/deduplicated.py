@@ -16,8 +16,8 @@
   the level attention (:meth:`DedupGraphTokenizer.level_tokens`), and applies layer 1's first
   linear before its neighbour sum (:meth:`DedupGraphTokenizer.class_states`).
 
-This is the module exported to ONNX (``llamo_plugin/export/onnx_graph.py``); training and the reference
-path use ``GraphTokenizer``. Build it from a model in eval mode: the folded weights are a
+This is the module exported to ONNX (``llamo_plugin/export/onnx_graph.py``); training and the
+reference path use ``GraphTokenizer``. Build it from a model in eval mode: the folded weights are a
 snapshot of the running statistics at construction time.
 """
 
