@@ -318,6 +318,9 @@ def create_app(
             "model": state.model_name,
             "model_sha256": state.checksum,
             "backend": state.backend,
+            # what a client (the KNIME Model Selector) checks its settings against
+            "tasks": list(batcher.model.config.tasks),
+            "retrieval": bool(batcher.model.config.retrieval.default),
             "queue_depth": batcher.queue_depth,
             "queued_rows": batcher.queued_rows,
             "running_rows": batcher.running_rows,
