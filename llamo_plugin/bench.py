@@ -73,6 +73,9 @@ class BenchOptions:
     max_new_tokens: int = 0  # 0: the description task's cap (256)
     seed: int = 0
     workers: int | str = "auto"  # worker processes of the pipeline ("auto": one per core)
+    #: description prompts carry the 2 nearest bundled reference molecules (leave-one-out: the
+    #: bench molecules are in the bundled set), as retrieval-augmented descriptions do
+    retrieval: bool = False
 
 
 def bench_smiles(count: int) -> list[str]:
@@ -142,12 +145,12 @@ def lm_flops_per_token(lm: Any, context: float) -> float:
 
 
 def _reference(
-    model: Any, smiles: Sequence[str], instruction: str, decode: Any
+    model: Any, smiles: Sequence[str], instructions: Sequence[str], decode: Any
 ) -> tuple[list[str], float]:
     """The original path: one molecule at a time, PyTorch graph encoder, batch-1 generate."""
     texts = []
     t0 = time.perf_counter()
-    for s in smiles:
+    for s, instruction in zip(smiles, instructions, strict=True):
         example = model.prepare(s, instruction)
         texts.append(model.generate([example], decode)[0].text)
     return texts, time.perf_counter() - t0
@@ -226,7 +229,7 @@ def _decode_flop_rates(
     model: Any,
     pipeline: Any,
     smiles: Sequence[str],
-    instruction: str,
+    instructions: Sequence[str],
     sizes: Sequence[int],
     decode: Any,
 ) -> tuple[dict[str, float], float]:
@@ -236,7 +239,9 @@ def _decode_flop_rates(
 
     per_size: dict[str, float] = {}
     per_molecule = (0, 0.0)  # (molecules, FLOPs per molecule) of the largest run
-    all_inputs = pipeline._prepare_chunk([(pipeline_parse(s), instruction) for s in smiles])
+    all_inputs = pipeline._prepare_chunk(
+        [(pipeline_parse(s), i) for s, i in zip(smiles, instructions, strict=True)]
+    )
     for size in sizes:
         # Each size decodes at least 32 molecules, and never fewer than one full batch.
         inputs = all_inputs[: max(size, min(32, len(all_inputs)))]
@@ -333,6 +338,19 @@ def run_bench(
     )
     smiles = bench_smiles(options.molecules)
     repeated = with_repeats(smiles, options.repeat_fraction, options.seed)
+    per_smiles = dict.fromkeys(smiles, instruction)
+    if options.retrieval:
+        from llamo_plugin.retrieval import NearestNeighbours, with_retrieved
+
+        k = model.config.retrieval.neighbours
+        texts, _ = with_retrieved(
+            NearestNeighbours.from_table(), smiles, instruction, k, leave_out="skeleton"
+        )
+        per_smiles = dict(zip(smiles, texts, strict=True))
+
+    def ins(rows: Sequence[str]) -> list[str]:
+        return [per_smiles[s] for s in rows]
+
     result: dict[str, Any] = {
         "model": model.config.name,
         "model_sha256": model.checksum,
@@ -341,6 +359,10 @@ def run_bench(
         "torch_threads": torch.get_num_threads(),
         "task": "description",
         "decode": decode.to_dict(),
+        "retrieval": options.retrieval,
+        "mean_prompt_tokens": statistics.fmean(
+            len(model.prepare(s, per_smiles[s]).prompt.input_ids) for s in smiles
+        ),
     }
     with tempfile.TemporaryDirectory() as tmp:
         if onnx_path is None:
@@ -365,7 +387,7 @@ def run_bench(
 
             def timed(p: Any) -> tuple[list[Any], float]:
                 t0 = time.perf_counter()
-                rows = p.run(smiles, instruction, task="description", decode=decode)
+                rows = p.run(smiles, ins(smiles), task="description", decode=decode)
                 return rows, len(smiles) / (time.perf_counter() - t0)
 
             # The reference path runs in four segments with the pipeline runs between them,
@@ -380,9 +402,8 @@ def run_bench(
             pipe_rates: list[float] = []
             in_process_rate = 0.0
             for i, start in enumerate(range(0, len(smiles), quarter)):
-                texts, seconds = _reference(
-                    model, smiles[start : start + quarter], instruction, decode
-                )
+                part = smiles[start : start + quarter]
+                texts, seconds = _reference(model, part, ins(part), decode)
                 ref_texts += texts
                 ref_s += seconds
                 if i == 1 and pool is not None:
@@ -417,13 +438,21 @@ def run_bench(
                 model, graph_encoder=onnx, backend=backend, cache=cache, workers=pool
             )
             t0 = time.perf_counter()
-            pipe_cached.run(repeated, instruction, task="description", decode=decode)
+            pipe_cached.run(repeated, ins(repeated), task="description", decode=decode)
             repeat_rate = len(repeated) / (time.perf_counter() - t0)
             t0 = time.perf_counter()
-            second = pipe_cached.run(repeated, instruction, task="description", decode=decode)
+            second = pipe_cached.run(repeated, ins(repeated), task="description", decode=decode)
             hit_rate = len(repeated) / (time.perf_counter() - t0)
             cache.close()
             assert all(r.cached for r in second)
+            copy_bias = model.config.retrieval.copy_bias
+            if options.retrieval and copy_bias:  # what users get (the reference has no rule)
+                t0 = time.perf_counter()
+                pipe.run(smiles, ins(smiles), task="description",
+                         decode=decode.replace(copy_bias=copy_bias))  # fmt: skip
+                result["pipeline_with_copy_bias_mol_per_s"] = len(smiles) / (
+                    time.perf_counter() - t0
+                )
         finally:
             if pool is not None:
                 pool.close()
@@ -437,7 +466,7 @@ def run_bench(
         graph_rate = graph_rates[f"onnxruntime_batch{graph_call}"]
         logger.info("decode efficiency")
         sizes = tuple(b for b in options.decode_batch_sizes if b <= len(smiles))
-        decode_rates, lm_flops = _decode_flop_rates(model, pipe, smiles, instruction, sizes, decode)
+        decode_rates, lm_flops = _decode_flop_rates(model, pipe, smiles, ins(smiles), sizes, decode)
         rooflines.append(matmul_roofline())
     # The machine's speed drifts between the two measurements; the faster one is the closer
     # to what the cores can do (a slow window would overstate every efficiency).

@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="worker processes of the pipeline: a number, or auto (one per core for a small "
         "model on CPU; 1 runs it in this process)",
     )
+    parser.add_argument(
+        "--retrieval",
+        action="store_true",
+        help="description prompts with the 2 nearest reference molecules (retrieval-augmented)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     server = parser.add_argument_group("HTTP server (llamo serve)")
     server.add_argument(
@@ -92,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         max_batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
         workers=args.workers,
+        retrieval=args.retrieval,
     )
     if args.backend == "vllm" and model_dir is None:
         logger.error("--backend vllm needs a model directory (--model or the embedded model)")

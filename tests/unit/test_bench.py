@@ -66,6 +66,20 @@ def test_cli_bench_json(capsys: pytest.CaptureFixture) -> None:
     assert len(result["roofline_gflops_measured"]) == 2
 
 
+def test_cli_bench_retrieval_prompts(capsys: pytest.CaptureFixture) -> None:
+    """``--retrieval``: the same comparison on retrieval-augmented description prompts."""
+    from llamo_plugin.cli.main import main
+
+    args = ["bench", "--molecules", "3", "--max-new-tokens", "2", "--workers", "1", "--json"]
+    assert main(args) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main([*args, "--retrieval"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["retrieval"] is True and plain["retrieval"] is False
+    assert result["mean_prompt_tokens"] > plain["mean_prompt_tokens"] + 100  # 2 neighbours
+    assert result["identical_to_reference"] == 1.0  # the same prompts on both paths
+
+
 def test_graph_encoder_flops_cover_the_gin_and_projector_gemms(tiny_model: object) -> None:
     """The counted FLOPs include at least the GIN MLPs over every colour class and the
     projector MLP over every graph token, and not much more (attention products are small)."""
