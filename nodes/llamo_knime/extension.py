@@ -46,6 +46,11 @@ class ModelSource(knext.EnumParameterOptions):
         "A model directory in our format, e.g. the official LLaMo "
         "checkpoint converted with `llamo convert-checkpoint`.",
     )
+    SERVER = (
+        "LLaMo server",
+        "A model served by `llamo serve`, loaded once for every node and workflow: the nodes "
+        "send their rows to the server URL (since 0.4.0).",
+    )
 
 
 class Retrieval(knext.EnumParameterOptions):
@@ -78,6 +83,15 @@ class ModelSelector:
     every node in its own process). The embedded default model is a small LLaMo trained on
     open data (see its model card); a local directory can hold the official LLaMo checkpoint
     converted to our format. The model's checksums are verified when it is loaded.
+
+    **LLaMo server**: a model served by `llamo serve` (see the extension's README) is loaded
+    once, on the server's machine (e.g. one with a GPU), instead of in every node. Give its
+    URL and, when the server needs a token, the name of a credentials flow variable whose
+    password is the token (e.g. from a Credentials Configuration node); the token itself is
+    never stored in this node's settings or its output port. Executing this node asks the
+    server which model it serves (name, checksum, tasks) and checks the token. Device and
+    answer cache are then the server's. A server on another machine should be reached over
+    https: a token sent over plain http can be read on the way.
     """
 
     source = knext.EnumParameter(
@@ -102,15 +116,34 @@ class ModelSelector:
         "",
         since_version="0.2.0",
     )
+    server_url = knext.StringParameter(
+        "Server URL",
+        "Only for a LLaMo server: where `llamo serve` listens, e.g. `http://127.0.0.1:8000` "
+        "(a server on another machine: `https://...`).",
+        "",
+        since_version="0.4.0",
+    )
+    server_credentials = knext.StringParameter(
+        "Server token (credentials flow variable)",
+        "Only for a LLaMo server that needs a token: the credentials flow variable whose "
+        "password is the token (e.g. from a Credentials Configuration node; the user name is "
+        "not used). The empty choice: no token (a server on this machine started without "
+        "one).",
+        "",
+        since_version="0.4.0",
+        choices=lambda ctx: ["", *ctx.get_credential_names()],
+    )
 
-    def _spec(self, *, verify: bool = False) -> LlamoModelSpec:
+    def _spec(self, ctx: Any, *, verify: bool = False) -> LlamoModelSpec:
         from pathlib import Path
 
         from llamo_plugin.checkpoint.format import read_manifest, verify_manifest
         from llamo_plugin.errors import CheckpointError
         from llamo_plugin.registry import embedded_model_dir
 
-        source = "local" if self.source == ModelSource.LOCAL.name else "embedded"
+        source = {ModelSource.LOCAL.name: "local", ModelSource.SERVER.name: "server"}.get(
+            self.source, "embedded"
+        )
         spec = LlamoModelSpec(
             source=source,
             model_dir=self.model_dir.strip(),
@@ -118,6 +151,8 @@ class ModelSelector:
             answer_cache=self.answer_cache,
             cache_path=self.cache_path.strip(),
         )
+        if source == "server":
+            return self._server_spec(ctx, spec, ask=verify)
         spec.validate_context(None)
         path = Path(spec.model_dir) if source == "local" else embedded_model_dir()
         try:
@@ -133,11 +168,73 @@ class ModelSelector:
         spec.retrieval = config.retrieval.default
         return spec
 
+    def _server_spec(self, ctx: Any, spec: LlamoModelSpec, *, ask: bool) -> LlamoModelSpec:
+        """The server's spec: configure checks the URL's form and that the credentials
+        variable reaches the node (no request: configure runs whenever a workflow loads);
+        execute (``ask``) asks the server for its model and checks the token."""
+        from llamo_plugin.errors import ConfigError
+        from llamo_plugin.serve.client import normalize_url, sends_token_in_clear
+
+        try:
+            spec.server_url = normalize_url(self.server_url)
+        except ConfigError as exc:
+            raise knext.InvalidParametersError(str(exc)) from None
+        spec.server_credentials = self.server_credentials.strip()
+        spec.validate_context(ctx)
+        if spec.server_credentials and sends_token_in_clear(spec.server_url):
+            ctx.set_warning(
+                f"the token is sent unencrypted to {spec.server_url}: use https for a server "
+                "on another machine"
+            )
+        if ask:
+            info = _ask_server(spec.server_client(ctx), spec.server_credentials)
+            spec.model_name = info.model
+            spec.model_sha256 = info.model_sha256
+            spec.tasks = list(info.tasks)
+            spec.retrieval = info.retrieval
+        return spec
+
     def configure(self, ctx: Any) -> LlamoModelSpec:
-        return self._spec()
+        return self._spec(ctx)
 
     def execute(self, ctx: Any) -> LlamoModelObject:
-        return LlamoModelObject(self._spec(verify=True))
+        return LlamoModelObject(self._spec(ctx, verify=True))
+
+
+def _ask_server(client: Any, credentials: str) -> Any:
+    """The served model (``/health``), the token checked (``/v1/models``); a server error
+    becomes an InvalidParametersError (unreachable, token refused) or a RuntimeError."""
+    from llamo_plugin.serve.client import ServerError
+
+    try:
+        info = client.health()
+        client.check_token()
+    except ServerError as exc:
+        raise _node_error(exc, credentials) from None
+    if info.status != "ok":
+        raise RuntimeError(f"the LLaMo server at {client.url} is {info.status}")
+    return info
+
+
+def _node_error(exc: Any, credentials: str) -> Exception:
+    """A client error as the node reports it: the settings' fault (unreachable URL, token
+    refused: InvalidParametersError, a configuration error) or the server's (RuntimeError).
+    The messages name the URL and the credentials variable, never the token."""
+    from llamo_plugin.serve.client import ServerAuthError, ServerUnreachableError
+
+    message = str(exc)
+    if isinstance(exc, ServerAuthError):
+        if credentials:
+            message += (
+                f"; the token is the password of the credentials flow variable "
+                f"{credentials!r} chosen in the LLaMo Model Selector"
+            )
+        else:
+            message += "; choose the credentials flow variable holding it in the Model Selector"
+        return knext.InvalidParametersError(message)
+    if isinstance(exc, ServerUnreachableError):
+        return knext.InvalidParametersError(message)
+    return RuntimeError(message)
 
 
 def _declared_config(path: Any) -> Any:
@@ -161,39 +258,82 @@ def _model_label(pipe: Any) -> str:
 def _execute(node: Any, ctx: Any, model: Any, table: Any) -> Any:
     from llamo_plugin.annotate import Annotator
 
-    model.spec.validate_context(ctx)
+    spec = model.spec
+    spec.validate_context(ctx)
     options = node._options()
-    pipe = model.spec.load_pipeline()
+    if spec.source == "server":
+        return _execute_on_server(node, ctx, spec, options, table)
+    pipe = spec.load_pipeline()
     try:
         annotator = Annotator(pipe, options)
-        keys, wanted, kinds = node_columns(node, options, annotator.retrieval)
-        names = unique_names(wanted, table.schema.column_names)
-        question_column = options.question_column or None
-        out = run_batches(
-            ctx,
-            table,
-            node.smiles_column,
-            annotator,
-            keys,
-            names,
-            kinds,
-            _model_label(pipe),
-            question_column,
-        )
+        out = _annotate_table(node, ctx, table, options, annotator, _model_label(pipe))
     finally:
         pipe.close()
+    return out
+
+
+def _execute_on_server(node: Any, ctx: Any, spec: Any, options: Any, table: Any) -> Any:
+    """The rows go to the LLaMo server (the node's options as the request), in requests of
+    a few dozen rows, cancellation checked between them; the same columns and row statuses
+    as a local model's."""
+    from llamo_plugin.errors import ConfigError
+    from llamo_plugin.serve.client import RemoteAnnotator, ServerError
+
+    client = spec.server_client(ctx)
+    try:
+        info = client.health()
+        if spec.known and info.model_sha256 != spec.model_sha256:
+            raise RuntimeError(
+                f"the LLaMo server at {client.url} now serves {info.label}, not the model the "
+                f"LLaMo Model Selector found there ({spec.model_name} "
+                f"sha256:{spec.model_sha256}): execute the Model Selector again"
+            )
+        annotator = RemoteAnnotator(client, options, info)
+        return _annotate_table(node, ctx, table, options, annotator, info.label)
+    except ServerError as exc:
+        raise _node_error(exc, spec.server_credentials) from None
+    except ConfigError as exc:  # a task the served model was not trained for
+        raise knext.InvalidParametersError(str(exc)) from None
+
+
+def _annotate_table(
+    node: Any, ctx: Any, table: Any, options: Any, annotator: Any, model_label: str
+) -> Any:
+    """The output table: ``annotator`` (an Annotator, or a RemoteAnnotator for a server)
+    run on ``table`` batch by batch."""
+    keys, wanted, kinds = node_columns(node, options, annotator.retrieval)
+    names = unique_names(wanted, table.schema.column_names)
+    question_column = options.question_column or None
+    out = run_batches(
+        ctx,
+        table,
+        node.smiles_column,
+        annotator,
+        keys,
+        names,
+        kinds,
+        model_label,
+        question_column,
+    )
     stats = annotator.stats
     if stats.rows and sum(stats.errors.values()) == stats.rows:
         ctx.set_warning("every row had a missing or invalid SMILES")
     return out
 
 
-def _configure(node: Any, spec: Any, schema: Any) -> Any:
-    spec.validate_context(None)
+def _configure(node: Any, ctx: Any, spec: Any, schema: Any) -> Any:
+    spec.validate_context(ctx)
     pick_smiles_column(node, schema)
     options = node._options()
+    if spec.source == "server" and options.reference_table:
+        raise knext.InvalidParametersError(
+            "a LLaMo server retrieves from its own reference table (llamo serve "
+            "--reference-table): leave the reference table empty"
+        )
     for task in options.tasks:
         spec.check_task(task)
+    if not spec.known and options.uses_retrieval(True) != options.uses_retrieval(False):
+        return None  # the columns depend on the served model: known once the Selector ran
     _, wanted, kinds = node_columns(node, options, options.uses_retrieval(spec.retrieval))
     return output_schema(schema, unique_names(wanted, schema.column_names), kinds)
 
@@ -210,7 +350,7 @@ class _AnnotatingNode:
         return {}
 
     def configure(self, ctx: Any, model_spec: Any, schema: Any) -> Any:
-        return _configure(self, model_spec, schema)
+        return _configure(self, ctx, model_spec, schema)
 
     def execute(self, ctx: Any, model: Any, table: Any) -> Any:
         return _execute(self, ctx, model, table)
@@ -450,7 +590,7 @@ class MoleculeQA(_AnnotatingNode):
         question_column = chosen_column(self.question_column)
         if question_column is not None and question_column not in schema.column_names:
             raise knext.InvalidParametersError(f"column {question_column!r} is not in the input")
-        return _configure(self, model_spec, schema)
+        return _configure(self, ctx, model_spec, schema)
 
 
 class ReactionDirection(knext.EnumParameterOptions):

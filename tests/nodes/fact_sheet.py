@@ -109,6 +109,20 @@ def attributes(item: dict[str, Any]) -> set[str]:
     )
 
 
+def class_attributes(sheet: dict[str, Any], qualified: str) -> set[str]:
+    """:func:`attributes` of a class and of its bases in the sheet, which lists inherited
+    methods one level deep only (``ExecutionContext`` lists ``ConfigurationContext``'s own
+    methods, not the ``_BaseContext`` ones such as ``get_credentials``)."""
+    item = entry(sheet, qualified)
+    if item is None:
+        return set()
+    module = qualified.rpartition(".")[0]
+    out = attributes(item)
+    for base in item.get("bases", []):
+        out |= class_attributes(sheet, f"{module}.{base}")
+    return out
+
+
 def signature(params: Params) -> inspect.Signature:
     """An ``inspect.Signature`` to bind call sites against."""
     out = []

@@ -192,8 +192,7 @@ def test_node_code_imports_only_public_knime_modules() -> None:
 def test_node_code_runtime_attributes_exist() -> None:
     """Attributes read from KNIME's contexts, tables, batches and schemas are real."""
     for var, attr, where in fact_sheet.attribute_uses(fact_sheet.node_files(), set(RUNTIME)):
-        item = fact_sheet.entry(SHEET, RUNTIME[var])
-        assert attr in fact_sheet.attributes(item), f"{where}: {var}.{attr}"
+        assert attr in fact_sheet.class_attributes(SHEET, RUNTIME[var]), f"{where}: {var}.{attr}"
         module, _, cls = RUNTIME[var].rpartition(".")
         standin = importlib.import_module(STANDIN_MODULES.get(module + ".", module))
         assert hasattr(getattr(standin, cls), attr), f"stand-in {cls}.{attr} ({where})"

@@ -221,8 +221,12 @@ def test_model_port_spec_is_forward_compatible() -> None:
 
     old = LlamoModelSpec.deserialize({"source": "embedded", "device": "cpu"})  # older workflow
     assert old.answer_cache is True and old.cache_path == "" and old.device == "cpu"
+    # 0.1.0 wrote an empty server_url placeholder; since 0.4.0 the key means the LLaMo
+    # server's URL, used only by the "server" source: such a port is still the embedded model
     placeholder = LlamoModelSpec.deserialize({"source": "embedded", "server_url": ""})  # 0.1.0
-    assert not hasattr(placeholder, "server_url")
+    assert placeholder.source == "embedded" and placeholder.server_url == ""
+    assert placeholder.known and placeholder.server_credentials == ""
+    placeholder.validate_context(None)  # no URL needed
     newer = LlamoModelSpec.deserialize({"source": "local", "model_dir": "/m", "retries": 3})
     assert newer.model_dir == "/m"  # unknown keys of a newer version are ignored
     assert LlamoModelSpec.deserialize(newer.serialize()).serialize() == newer.serialize()

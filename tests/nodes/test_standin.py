@@ -124,3 +124,27 @@ def test_pandas_round_trip_missing_value_rules() -> None:
     assert isinstance(back["smi"].iloc[0], SmilesValue) and back["smi"].iloc[1] is None
     assert list(back.index) == ["Row0", "Row1"]
     assert table.to_pyarrow().column_names[0] == "<RowID>"
+
+
+def test_string_choices_are_offered_by_the_dialog() -> None:
+    """``StringParameter(choices=callable)``: the dialog's schema offers what the callable
+    returns for the dialog context (e.g. the credentials flow variables' names) as ``oneOf``,
+    as KNIME 5.5 does; without a context there is no list, and saved values are not checked."""
+
+    class Holder:
+        name = knext.StringParameter(
+            "Credentials", "c", "", choices=lambda ctx: ctx.get_credential_names()
+        )
+
+    class Java:
+        def get_credential_names(self) -> list[str]:
+            return ["db", "server"]
+
+    ctx = knext.DialogCreationContext(Java(), {}, lambda s: s)
+    prop = kp.extract_schema(Holder(), "0.1.0", ctx)["properties"]["model"]["properties"]["name"]
+    assert prop["oneOf"] == [{"const": "db", "title": "db"}, {"const": "server", "title": "server"}]
+    plain = kp.extract_schema(Holder(), "0.1.0")["properties"]["model"]["properties"]["name"]
+    assert "oneOf" not in plain
+    kp.validate_parameters(Holder(), {"model": {"name": "elsewhere"}}, "0.1.0")
+    with pytest.raises(TypeError):
+        knext.StringParameter("x", "y", "", choices=["a"])  # static lists: KNIME 5.8+

@@ -116,6 +116,10 @@ class _BaseParameter:
     def _schema(self) -> dict[str, Any]:
         return {"title": self._label, "description": self._description}
 
+    def _dialog_schema(self, dialog_context: Any) -> dict[str, Any]:
+        """The schema as a dialog opened with ``dialog_context`` shows it."""
+        return self._schema()
+
     def _ui_options(self, dialog_context: Any) -> dict[str, Any]:
         return {}
 
@@ -226,6 +230,15 @@ class StringParameter(_BaseParameter):
 
     def _schema(self) -> dict[str, Any]:
         return {**super()._schema(), "type": "string"}
+
+    def _dialog_schema(self, dialog_context: Any) -> dict[str, Any]:
+        """With ``choices`` and a dialog context, the dialog offers ``choices(context)``
+        (e.g. the credentials flow variables' names) as ``oneOf``; saved values are not
+        checked against them."""
+        schema = self._schema()
+        if self._choices is not None and dialog_context is not None:
+            schema["oneOf"] = [{"const": c, "title": c} for c in self._choices(dialog_context)]
+        return schema
 
 
 class EnumParameterOptions(enum.Enum):
@@ -544,7 +557,7 @@ def extract_schema(
             if isinstance(p, _GroupDescriptor):
                 props[name] = schema_of(type(p._instance))
             else:
-                props[name] = p._schema()
+                props[name] = p._dialog_schema(dialog_creation_context)
         return {"type": "object", "properties": props}
 
     return {"type": "object", "properties": {"model": schema_of(type(obj))}}
