@@ -207,3 +207,17 @@ def test_server_failures_and_strangers() -> None:
         httpd.shutdown()
         httpd.server_close()
     assert calls[:2] == ["/health", "/health"]
+
+
+def test_the_client_needs_no_server_packages() -> None:
+    """The KNIME environment has neither the serve extra nor httpx: the client is stdlib."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, llamo_plugin.serve.client; "
+        "print([m for m in ('fastapi', 'uvicorn', 'starlette', 'httpx', 'torch') "
+        "if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
