@@ -23,6 +23,7 @@ from llamo_plugin.annotate import AnnotateOptions, Annotator
 from llamo_plugin.serve.config import ServeConfig
 from llamo_plugin.serve.server import background_server
 from tests.unit.serve.conftest import BAD, MOLECULES
+from tests.unit.serve.embedded import EMBEDDED_NAME
 
 TOKEN = "test-token-0123456789abcdef"
 CONFIG = ServeConfig(
@@ -118,7 +119,7 @@ def test_concurrent_clients_get_the_local_answers(server: Any, expected: Any) ->
     for idx, body in results:
         assert body["ids"] == idx and body["rows"] == len(idx)
         assert_rows_equal(body, expected["homo"], idx)
-        assert body["model"] == "llamo-embedded-v1" and len(body["model_sha256"]) == 64
+        assert body["model"] == EMBEDDED_NAME and len(body["model_sha256"]) == 64
         assert body["settings"]["properties"] == ["homo"]
         assert body["settings"]["limits"] == {"max_chars": 200, "max_atoms": 1000}
         assert body["settings"]["decode"]["property"]["answer_format"]
@@ -145,7 +146,7 @@ def test_per_row_questions(server: Any, expected: Any) -> None:
 def test_openai_client_concurrently(server: Any, expected: Any) -> None:
     oa = openai.OpenAI(base_url=f"{server.url}/v1", api_key=TOKEN, max_retries=0)
     (model,) = [m.id for m in oa.models.list()]
-    assert model == "llamo-embedded-v1"
+    assert model == EMBEDDED_NAME
 
     def ask(smiles: str) -> Any:
         return oa.chat.completions.create(
@@ -194,11 +195,11 @@ def test_openai_errors_reach_the_client(server: Any) -> None:
     oa = openai.OpenAI(base_url=f"{server.url}/v1", api_key=TOKEN, max_retries=0)
     with pytest.raises(openai.BadRequestError, match="no molecule"):
         oa.chat.completions.create(
-            model="llamo-embedded-v1", messages=[{"role": "user", "content": "Describe it."}]
+            model=EMBEDDED_NAME, messages=[{"role": "user", "content": "Describe it."}]
         )
     with pytest.raises(openai.BadRequestError, match="invalid_smiles"):
         oa.chat.completions.create(
-            model="llamo-embedded-v1",
+            model=EMBEDDED_NAME,
             messages=[{"role": "user", "content": "Describe <smiles>C1CC</smiles>"}],
         )
     with pytest.raises(openai.NotFoundError, match="is not served here"):
@@ -235,7 +236,7 @@ def test_token_is_required(server: Any) -> None:
     with client(server, None) as c:
         health = c.get("/health")  # open: for load balancers; no secrets in it
     assert health.status_code == 200 and health.json()["status"] == "ok"
-    assert health.json()["model"] == "llamo-embedded-v1"
+    assert health.json()["model"] == EMBEDDED_NAME
 
 
 def test_bad_requests_get_clear_json_errors(server: Any) -> None:
@@ -256,7 +257,7 @@ def test_bad_requests_get_clear_json_errors(server: Any) -> None:
                 post(
                     "/v1/chat/completions",
                     json={
-                        "model": "llamo-embedded-v1",
+                        "model": EMBEDDED_NAME,
                         "messages": [{"role": "user", "content": "Describe it."}],
                     },
                 ),

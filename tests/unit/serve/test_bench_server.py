@@ -12,6 +12,7 @@ import pytest
 
 from llamo_plugin.bench import ServerBenchOptions, run_server_bench
 from llamo_plugin.cli.main import main
+from tests.unit.serve.embedded import EMBEDDED_NAME
 
 
 def test_bench_server_figures(pipeline: Any) -> None:
@@ -19,7 +20,7 @@ def test_bench_server_figures(pipeline: Any) -> None:
     options = ServerBenchOptions(molecules=2, clients=(1, 2), tasks=("qa",), question=question)
     result = json.loads(json.dumps(run_server_bench(pipeline, options)))  # JSON-able
     approx = pytest.approx
-    assert result["model"] == "llamo-embedded-v1" and len(result["model_sha256"]) == 64
+    assert result["model"] == EMBEDDED_NAME and len(result["model_sha256"]) == 64
     assert result["molecules"] == 2 and result["tasks"] == ["qa"]
     local = result["in_process"]
     runs = local["runs_mol_per_s"]

@@ -10,8 +10,9 @@ import pytest
 from llamo_plugin.serve.config import ServeConfig
 from llamo_plugin.serve.errors import ApiError
 from llamo_plugin.serve.openai_api import parse_chat_request
+from tests.unit.serve.embedded import EMBEDDED_NAME
 
-MODEL = "llamo-embedded-v1"
+MODEL = EMBEDDED_NAME
 CFG = ServeConfig(max_new_tokens=64)
 
 
