@@ -52,5 +52,9 @@ def test_wheel_annotates_outside_the_checkout(tmp_path: Path) -> None:
     assert run.stderr.splitlines()[0].startswith(str(site))  # not the checkout's package
     summary = json.loads(run.stdout)
     assert summary["model"].startswith("llamo-embedded") and summary["rows"] == 2
-    lines = (work / "out.csv").read_text().splitlines()
-    assert len(lines) == 3 and lines[1].startswith("ethanol,CCO,The molecule")
+    import csv
+
+    with open(work / "out.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["name"] for r in rows] == ["ethanol", "broken"]
+    assert rows[0]["description"].startswith("The molecule") and not rows[1]["description"]

@@ -479,8 +479,11 @@ class Trainer:
                     f"distinct {v['n_distinct']}"
                     for k, v in result["targets"].items()
                 ]
-                + [f"description bleu4 {result['description']['bleu4']:.4f}"]
-                * ("description" in result)
+                + (
+                    [f"description bleu4 {result['description']['bleu4']:.4f}"]
+                    if "description" in result
+                    else []
+                )
             ),
             "best" if improved else f"no gain x{self.state['evals_since_best']}",
             " ".join(f"{k.split('_')[0]} {v:.3f}" for k, v in losses.items()),
