@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from llamo_plugin.cli.model_options import add_model_arguments
+
 logger = logging.getLogger(__name__)
 
 #: ``--workers auto`` starts worker processes only for tables of at least this many rows. On
@@ -84,16 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="annotated table to retrieve from (TSV/CSV: smiles, caption or description "
         "[, cid or id]; default: the bundled ChEBI-20 validation set)",
     )
-    parser.add_argument("--model", type=Path, default=None, help="default: the embedded model")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--backend", choices=["hf", "vllm"], default="hf")
-    parser.add_argument(
-        "--cache",
-        type=Path,
-        default=None,
-        help="answer cache (default ~/.cache/llamo-plugin/answers.sqlite)",
-    )
-    parser.add_argument("--no-cache", action="store_true")
+    add_model_arguments(parser)
     parser.add_argument("--batch-rows", type=int, default=1000)
     parser.add_argument(
         "--workers",

@@ -16,6 +16,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from llamo_plugin.cli.model_options import add_model_arguments
+
 logger = logging.getLogger(__name__)
 
 
@@ -25,16 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from llamo_plugin.workers import workers_arg
 
     d = ServeConfig()
-    parser.add_argument("--model", type=Path, default=None, help="default: the embedded model")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--backend", choices=["hf", "vllm"], default="hf")
-    parser.add_argument(
-        "--cache",
-        type=Path,
-        default=None,
-        help="answer cache (default ~/.cache/llamo-plugin/answers.sqlite)",
-    )
-    parser.add_argument("--no-cache", action="store_true")
+    add_model_arguments(parser)
     parser.add_argument(
         "--workers",
         type=workers_arg,

@@ -21,12 +21,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llamo_plugin.tasks import parse_number  # the product's answer parser, scored here too
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger(__name__)
 
