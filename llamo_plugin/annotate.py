@@ -126,6 +126,17 @@ def output_columns(options: AnnotateOptions, retrieval: bool = False) -> list[Ou
     return cols + list(t.STATUS_COLUMNS)
 
 
+def append_columns(frame: Any, out: dict[str, list[Any]], columns: Sequence[OutputColumn]) -> Any:
+    """A copy of ``frame`` (pandas, the input rows) with the task columns of ``out``
+    (:meth:`Annotator.annotate`) appended in ``columns`` order; a name the input already uses
+    gets the suffix ``_llamo`` (the input's column is never overwritten)."""
+    frame = frame.copy()
+    for column in columns:
+        key = column.key
+        frame[key if key not in frame.columns else f"{key}_llamo"] = out[key]
+    return frame
+
+
 def check_model_tasks(options: AnnotateOptions, model_tasks: Sequence[str], model: str) -> None:
     """``ConfigError`` when ``options`` ask for a task the model was not trained for (its
     answers would be noise printed as answers)."""

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -77,6 +78,9 @@ class AnswerCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         #: where a damaged file was moved this session (None: none was)
         self.quarantined: Path | None = None
+        # One connection, usable from any thread but by one at a time: a Ray actor or a
+        # server builds the pipeline in one thread and answers in another.
+        self._lock = threading.RLock()
         try:
             self._conn = self._open()
         except sqlite3.DatabaseError as exc:
@@ -85,7 +89,9 @@ class AnswerCache:
             self._recover(exc)
 
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
+        conn = sqlite3.connect(
+            self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
+        )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
@@ -124,13 +130,14 @@ class AnswerCache:
         """The stored answers among ``keys`` (none, if the file turns out damaged: it is
         replaced by a fresh one)."""
         keys = list(dict.fromkeys(keys))
-        try:
-            return self._get_many(keys)
-        except sqlite3.DatabaseError as exc:
-            if not is_corruption(exc):
-                raise
-            self._recover(exc)
-            return {}
+        with self._lock:
+            try:
+                return self._get_many(keys)
+            except sqlite3.DatabaseError as exc:
+                if not is_corruption(exc):
+                    raise
+                self._recover(exc)
+                return {}
 
     def _get_many(self, keys: list[str]) -> dict[str, Generation]:
         found: dict[str, Generation] = {}
@@ -149,13 +156,14 @@ class AnswerCache:
         turns out damaged."""
         if not items:
             return
-        try:
-            self._put_many(items)
-        except sqlite3.DatabaseError as exc:
-            if not is_corruption(exc):
-                raise
-            self._recover(exc)
-            self._put_many(items)
+        with self._lock:
+            try:
+                self._put_many(items)
+            except sqlite3.DatabaseError as exc:
+                if not is_corruption(exc):
+                    raise
+                self._recover(exc)
+                self._put_many(items)
 
     def _put_many(self, items: Mapping[str, Generation]) -> None:
         now = time.time()
@@ -174,10 +182,12 @@ class AnswerCache:
             raise
 
     def __len__(self) -> int:
-        return int(self._conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
     def __enter__(self) -> AnswerCache:
         return self

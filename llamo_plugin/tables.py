@@ -337,7 +337,9 @@ class TableWriter:
                     else:
                         inferred = pa.Table.from_pandas(frame[[name]], preserve_index=False)
                         typ = inferred.schema.field(name).type
-                        fields.append(pa.field(name, pa.string() if pa.types.is_null(typ) else typ))
+                        # all missing in the first batch: text, as pandas infers for a text column
+                        text = pa.large_string()
+                        fields.append(pa.field(name, text if pa.types.is_null(typ) else typ))
                 self._schema = pa.schema(fields)
                 self._parquet = pq.ParquetWriter(self.tmp_path, self._schema)
             table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)

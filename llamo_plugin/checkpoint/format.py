@@ -326,6 +326,16 @@ def _load_full_lm(lm_dir: Path, hf_config: Any, dtype: Any, device: str) -> Any:
     return lm
 
 
+def read_config(model_dir: str | Path) -> LlamoConfig:
+    """The model directory's :class:`LlamoConfig` (tasks, decoding, retrieval default) without
+    loading any weight; ``CheckpointError`` when missing or invalid."""
+    path = Path(model_dir) / CONFIG
+    try:
+        return LlamoConfig.from_dict(json.loads(path.read_text()))
+    except (OSError, ConfigError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+
+
 def load_model(
     path: str | Path,
     *,
@@ -360,10 +370,7 @@ def load_model(
         manifest = verify_manifest(model_dir, full=verify == "full")
     else:
         manifest = read_manifest(model_dir)
-    try:
-        config = LlamoConfig.from_dict(json.loads((model_dir / CONFIG).read_text()))
-    except (ConfigError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{model_dir / CONFIG}: {exc}") from exc
+    config = read_config(model_dir)
     lm_dir = model_dir / LM_DIR
     tokenizer = AutoTokenizer.from_pretrained(lm_dir, local_files_only=True)
     hf_config = AutoConfig.from_pretrained(lm_dir, local_files_only=True)

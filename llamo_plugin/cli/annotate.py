@@ -11,6 +11,9 @@ Nothing is lost: the output is written beside the target under a temporary name 
 into place only when complete, an output that is the input is refused before anything is
 read, and Ctrl-C / SIGTERM end with a one-line message (exit 130 / 143), no output file, and
 every finished answer kept in the cache for the rerun.
+
+``--engine ray`` runs the same annotations on Ray Data (:mod:`llamo_plugin.scale`): INPUT may
+be a folder of tables, OUTPUT is a folder of Parquet shards, and a rerun resumes.
 """
 
 from __future__ import annotations
@@ -88,6 +91,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_model_arguments(parser)
     parser.add_argument("--batch-rows", type=int, default=1000)
+    engine = parser.add_argument_group(
+        "Ray engine", "--engine ray: INPUT may be a folder of tables, OUTPUT is a folder"
+    )
+    engine.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process (and --workers); ray: Ray Data, one model replica per "
+        "actor, one Parquet file per shard in the OUTPUT folder, a rerun resumes",
+    )
+    engine.add_argument(
+        "--ray-address",
+        default="",
+        help="Ray cluster to join (auto: the one this machine belongs to; default: "
+        "$RAY_ADDRESS, else a local Ray)",
+    )
+    engine.add_argument("--actors", type=int, default=0, help="model replicas (0: automatic)")
+    engine.add_argument("--cpus-per-actor", type=int, default=1, help="CPUs (threads) each")
+    engine.add_argument(
+        "--gpus-per-actor", type=float, default=None, help="default: 1 when the cluster has GPUs"
+    )
+    engine.add_argument(
+        "--shard-rows", type=int, default=100_000, help="rows per output shard (unit of restart)"
+    )
     parser.add_argument(
         "--workers",
         type=workers_arg,
@@ -162,6 +189,7 @@ class _RunState:
         self.pipe: Any = None
         self.rows_done = 0
         self.cache_path: Path | None = None
+        self.ray_output: Path | None = None
 
     def cleanup(self) -> None:
         if self.writer is not None:
@@ -171,6 +199,11 @@ class _RunState:
             pipe.close()
 
     def interrupted_message(self, args: argparse.Namespace, what: str) -> str:
+        if self.ray_output is not None:
+            return (
+                f"{what}; the finished shards are kept in {self.ray_output}: rerun the same "
+                "command to resume"
+            )
         resume = (
             f"answers computed so far are cached in {self.cache_path}: rerun the same "
             "command to resume"
@@ -180,10 +213,33 @@ class _RunState:
         return f"{what} after {self.rows_done:,} rows; {args.output} not written; {resume}"
 
 
-def _run(args: argparse.Namespace, state: _RunState) -> int:
-    from llamo_plugin.annotate import AnnotateOptions, Annotator, RowError, output_columns
-    from llamo_plugin.cache import default_cache_path
+def _options(args: argparse.Namespace) -> Any:
+    """The :class:`~llamo_plugin.annotate.AnnotateOptions` of the command line (``ConfigError``
+    when they do not go together)."""
+    from llamo_plugin.annotate import AnnotateOptions
     from llamo_plugin.chem.smiles import SmilesLimits
+
+    return AnnotateOptions(
+        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
+        properties=tuple(p.strip() for p in args.properties.split(",") if p.strip()),
+        add_ev=args.ev,
+        iupac_fallback=not args.no_iupac_fallback,
+        question=args.question,
+        question_column=args.question_column,
+        nearest_neighbour=args.nearest_neighbour,
+        retrieval=args.retrieval,
+        neighbours=args.neighbours,
+        reference_table=str(args.reference_table or ""),
+        fail_on_error=args.fail_on_error,
+        limits=SmilesLimits(max_chars=args.max_smiles_chars, max_atoms=args.max_atoms),
+    )
+
+
+def _run(args: argparse.Namespace, state: _RunState) -> int:
+    if args.engine == "ray":
+        return _run_ray(args, state)
+    from llamo_plugin.annotate import Annotator, RowError, append_columns, output_columns
+    from llamo_plugin.cache import default_cache_path
     from llamo_plugin.errors import CheckpointError, ConfigError
     from llamo_plugin.runtime import load_pipeline
     from llamo_plugin.tables import (
@@ -197,20 +253,7 @@ def _run(args: argparse.Namespace, state: _RunState) -> int:
     from llamo_plugin.workers import WorkerError, set_process_threads
 
     try:
-        options = AnnotateOptions(
-            tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
-            properties=tuple(p.strip() for p in args.properties.split(",") if p.strip()),
-            add_ev=args.ev,
-            iupac_fallback=not args.no_iupac_fallback,
-            question=args.question,
-            question_column=args.question_column,
-            nearest_neighbour=args.nearest_neighbour,
-            retrieval=args.retrieval,
-            neighbours=args.neighbours,
-            reference_table=str(args.reference_table or ""),
-            fail_on_error=args.fail_on_error,
-            limits=SmilesLimits(max_chars=args.max_smiles_chars, max_atoms=args.max_atoms),
-        )
+        options = _options(args)
         if args.batch_rows < 1:
             raise ConfigError("--batch-rows must be >= 1")
         if args.threads is not None and args.threads < 1:
@@ -263,10 +306,7 @@ def _run(args: argparse.Namespace, state: _RunState) -> int:
                 out = annotator.annotate(
                     list(frame[smiles_col]), questions, read_errors=batch.read_errors
                 )
-                frame = frame.copy()
-                for column in columns:
-                    key = column.key
-                    frame[key if key not in frame.columns else f"{key}_llamo"] = out[key]
+                frame = append_columns(frame, out, columns)
                 state.writer.write(frame)
                 state.rows_done += len(frame)
                 bar.update(len(frame))
@@ -287,6 +327,61 @@ def _run(args: argparse.Namespace, state: _RunState) -> int:
         "seconds": round(time.perf_counter() - t0, 2),
     }
     sys.stdout.write(json.dumps(summary) + "\n")
+    return 0
+
+
+def _run_ray(args: argparse.Namespace, state: _RunState) -> int:
+    """``--engine ray``: the same annotations, one Parquet file per shard in the output
+    folder (:mod:`llamo_plugin.scale`); a rerun resumes."""
+    from llamo_plugin.annotate import RowError
+    from llamo_plugin.cache import default_cache_path
+    from llamo_plugin.errors import CheckpointError, ConfigError
+    from llamo_plugin.scale import RayOptions, annotate_with_ray
+    from llamo_plugin.scale.shards import list_inputs
+    from llamo_plugin.tables import TableError, estimate_rows
+
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        logger.error("--engine ray needs Ray: pip install 'llamo-plugin[ray]'")
+        return 2
+    state.ray_output = args.output
+    try:
+        options = _options(args)
+        ray_options = RayOptions(
+            address=args.ray_address,
+            actors=args.actors,
+            cpus_per_actor=args.cpus_per_actor,
+            gpus_per_actor=-1.0 if args.gpus_per_actor is None else args.gpus_per_actor,
+            batch_rows=args.batch_rows,
+            shard_rows=args.shard_rows,
+        )
+        total = sum(estimate_rows(Path(f.path)) for f in list_inputs(args.input))
+    except (ConfigError, TableError) as exc:
+        logger.error("%s", exc)
+        return 2
+    cache = None if args.no_cache else (args.cache or default_cache_path())
+    with _progress(total, quiet=args.quiet) as bar:
+        try:
+            summary = annotate_with_ray(
+                args.input,
+                args.output,
+                options,
+                model=args.model,
+                device=args.device,
+                backend=args.backend,
+                cache_path=cache,
+                smiles_column=args.smiles_column,
+                ray_options=ray_options,
+                progress=bar.update,
+            )
+        except (CheckpointError, ConfigError, TableError, FileNotFoundError) as exc:
+            logger.error("%s", exc)
+            return 2
+        except RowError as exc:
+            logger.error("%s", exc)
+            return 1
+    sys.stdout.write(json.dumps({"input": str(args.input), **summary.as_dict()}) + "\n")
     return 0
 
 

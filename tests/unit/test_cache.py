@@ -37,6 +37,25 @@ def test_round_trip_and_persistence(tmp_path: Path) -> None:
         assert cache.get_many(["b"])["b"].stop_reason == "length"
 
 
+def test_used_from_other_threads_than_the_one_that_opened_it(tmp_path: Path) -> None:
+    """A Ray actor or a server opens the cache in one thread and answers in others."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache = AnswerCache(tmp_path / "c.sqlite")
+    try:
+
+        def work(i: int) -> Generation:
+            cache.put_many({f"k{i}": Generation(f"v{i}", (), "eos")})
+            return cache.get_many([f"k{i}"])[f"k{i}"]
+
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(work, range(40)))
+        assert [g.text for g in got] == [f"v{i}" for i in range(40)]
+        assert len(cache) == 40
+    finally:
+        cache.close()
+
+
 def test_many_keys_beyond_parameter_limit(tmp_path: Path) -> None:
     with AnswerCache(tmp_path / "c.sqlite") as cache:
         cache.put_many({str(i): Generation(str(i), (), "eos") for i in range(2500)})
