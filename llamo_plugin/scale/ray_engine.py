@@ -130,7 +130,9 @@ def annotate_with_ray(
     retrieval = options.uses_retrieval(config.retrieval.default)
     floats = {c.key for c in output_columns(options, retrieval) if c.kind == "float"}
     for f in files:  # a wrong column is one error now, not a failure inside a Ray worker
-        first = next(read_batches(Path(f.path), 1))
+        first = next(read_batches(Path(f.path), 1), None)
+        if first is None:  # a header without rows: nothing to annotate in it
+            continue
         find_smiles_column(list(first.frame.columns), smiles_column)
         if options.question_column and options.question_column not in first.frame.columns:
             raise ConfigError(f"{brief(f.path, 120)}: question column {options.question_column!r}")

@@ -40,7 +40,8 @@ def model_dir(tiny_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder of three tables (CSV, Parquet, SDF) with bad rows among good ones."""
+    """A folder of three tables (CSV, Parquet, SDF) with bad rows among good ones, and an
+    empty one."""
     from rdkit import Chem
 
     ref = resources.files("llamo_plugin") / "resources/reference/chebi20_validation.tsv"
@@ -64,6 +65,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     text = (folder / "part_c.sdf").read_text().split("$$$$\n")
     text[3] = text[3].replace("V2000", "V2999")
     (folder / "part_c.sdf").write_text("$$$$\n".join(text))
+    (folder / "part_d.csv").write_text("id,smiles\n")  # a header without rows
     return folder
 
 
@@ -91,7 +93,8 @@ def test_same_rows_as_the_local_engine(
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["rows"] == ROWS and summary["shards"] == 4 + 4 + 1
     assert summary["errors"] == {"invalid_smiles": 3, "unreadable_record": 1}
-    for src in sorted(inputs.iterdir()):
+    assert not list(out.glob("part_d*"))  # nothing to write for the empty table
+    for src in sorted(inputs.glob("part_[abc].*")):
         local = tmp_path / f"{src.stem}.parquet"
         assert main([*_cli(model_dir, str(src), "-o", str(local)), "--workers", "1"]) == 0
         expected = pd.read_parquet(local)
