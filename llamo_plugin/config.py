@@ -187,7 +187,7 @@ class DecodeConfig(FrozenConfig):
     #: model's distribution over the numbers the candidates lead to ("median", the choice
     #: that minimises expected absolute error; for numeric answers)
     answer_choice: Literal["argmax", "median"] = "argmax"
-    #: copy-biased decoding (:mod:`llamo_plugin.model.copy_bias`): added to the logit of
+    #: copy-biased decoding (:mod:`llamo_plugin.backends.hf.copy_bias`): added to the logit of
     #: tokens that continue the longest match (>= ``copy_min_match`` tokens) of the answer so
     #: far with the prompt, e.g. a retrieved neighbour's caption; 0 = off
     copy_bias: float = 0.0

@@ -232,7 +232,7 @@ def score_margin(
     answer-format mask). Near 0: the two devices met a floating-point tie."""
     import torch
 
-    from llamo_plugin.model.greedy import apply_repetition_penalty, ban_repeated_ngrams
+    from llamo_plugin.backends.hf.greedy import apply_repetition_penalty, ban_repeated_ngrams
     from llamo_plugin.prompt.assemble import collate_prompts
 
     with torch.inference_mode():
@@ -455,7 +455,7 @@ def check_throughput(device: str, options: CheckOptions) -> dict[str, Any]:
     """Check 3: our pipeline's decode vs the batch-1 reference on a random Llama."""
     import torch
 
-    from llamo_plugin.backends.hf import HFBackend, kv_bytes_per_position
+    from llamo_plugin.backends.hf.backend import HFBackend, kv_bytes_per_position
     from llamo_plugin.config import DecodeConfig
 
     shape = TINY if options.tiny else LLAMA2_7B

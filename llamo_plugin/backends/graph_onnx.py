@@ -6,15 +6,12 @@ Both take a :class:`~llamo_plugin.records.GraphBatch` and return graph tokens
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from llamo_plugin.records import GraphBatch
-
-logger = logging.getLogger(__name__)
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -45,16 +42,12 @@ def onnx_providers(device: Device = "auto") -> list[str]:
 class OnnxGraphEncoder:
     """The exported graph tokenizer run by onnxruntime.
 
-    Graphs exported by this version are the colour-refined inference form
-    (:class:`~llamo_plugin.graph.deduplicated.DedupGraphTokenizer`): the encoder refines each
-    batch (:func:`~llamo_plugin.graph.refinement.refine_batch`) and feeds the class tables.
-    Their neighbour sums are gathers in a fixed order, so any number of intra-op threads gives
+    ``graph.onnx`` is the colour-refined inference form
+    (:class:`~llamo_plugin.graph.deduplicated.DedupGraphTokenizer`, written by
+    ``llamo export-onnx``): the encoder refines each batch
+    (:func:`~llamo_plugin.graph.refinement.refine_batch`) and feeds the class tables. Its
+    neighbour sums are gathers in a fixed order, so any number of intra-op threads gives
     bit-identical tokens (tested); by default onnxruntime uses all physical cores.
-
-    Files exported before (the plain 7-input ``GraphTokenizer`` signature) still load; their
-    neighbour sum is a ``ScatterND(reduction="add")``, which in onnxruntime 1.31 is not
-    repeatable with two or more threads (run-to-run differences up to 0.06, measured), so
-    those run on one thread.
     """
 
     name = "onnxruntime"
@@ -63,42 +56,31 @@ class OnnxGraphEncoder:
         self, path: str | Path, device: Device = "auto", num_threads: int | None = None
     ) -> None:
         """``num_threads``: intra-op threads (None: onnxruntime's default, every physical
-        core; forced to 1 for the older scatter-based graphs)."""
+        core). Raises ``CheckpointError`` for a file with other inputs (not this export)."""
         import onnxruntime as ort
 
-        def session(threads: int | None) -> Any:
-            options = ort.SessionOptions()
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            if threads:
-                options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            return ort.InferenceSession(str(path), options, providers=self.providers)
+        from llamo_plugin.errors import CheckpointError
 
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if num_threads:
+            options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
         self.providers = onnx_providers(device)
-        self.session = session(num_threads)
+        self.session = ort.InferenceSession(str(path), options, providers=self.providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
-        self.refined = "atom_classes" in self.input_names
-        self.num_layers = sum(1 for n in self.input_names if n.startswith("parents_"))
-        if not self.refined:  # rare: the session is built a second time, on one thread
-            logger.warning(
-                "%s was exported by an earlier version (scatter-add neighbour sums, one "
-                "thread, no colour refinement); `llamo export-onnx MODEL_DIR` re-exports it "
-                "about 3x faster",
-                path,
+        if "atom_classes" not in self.input_names:
+            raise CheckpointError(
+                f"{path} is not a graph export of this version (inputs {self.input_names[:3]}"
+                f"...); re-export it: `llamo export-onnx MODEL_DIR`"
             )
-            if num_threads != 1:
-                self.session = session(1)
+        self.num_layers = sum(1 for n in self.input_names if n.startswith("parents_"))
 
     def encode(self, batch: GraphBatch) -> np.ndarray:
-        if self.refined:
-            from llamo_plugin.graph.refinement import class_batch_inputs, refine_batch
+        from llamo_plugin.graph.refinement import class_batch_inputs, refine_batch
 
-            inputs = class_batch_inputs(batch, refine_batch(batch, self.num_layers))
-        else:
-            from llamo_plugin.graph.batching import graph_batch_inputs
-
-            inputs = graph_batch_inputs(batch)
+        inputs = class_batch_inputs(batch, refine_batch(batch, self.num_layers))
         return self.session.run(None, {k: inputs[k] for k in self.input_names})[0]
 
 

@@ -5,8 +5,9 @@ Only imported inside vLLM's engine (by qualified name, see
 ``SamplingParams(extra_args={PENALTY_ARG: p, NGRAM_ARG: n})``. On the request's generated
 tokens only, as transformers does with ``inputs_embeds``, it applies, in transformers'
 order: the repetition penalty (the logit of every token generated so far divided by ``p`` if
-positive, multiplied by it if not: :func:`llamo_plugin.model.greedy.apply_repetition_penalty`,
-the rule of the ``hf`` backend's own loop), then the no-repeat-ngram ban
+positive, multiplied by it if not:
+:func:`llamo_plugin.backends.hf.greedy.apply_repetition_penalty`, the rule of the ``hf``
+backend's own loop), then the no-repeat-ngram ban
 (:func:`llamo_plugin.backends.vllm.banned_next_tokens`).
 
 vLLM's own ``repetition_penalty`` is not used: it also penalises the row's prompt token ids,
@@ -23,8 +24,8 @@ import torch
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.interface import MoveDirectionality
 
+from llamo_plugin.backends.hf.greedy import apply_repetition_penalty
 from llamo_plugin.backends.vllm import NGRAM_ARG, PENALTY_ARG, banned_next_tokens
-from llamo_plugin.model.greedy import apply_repetition_penalty
 
 
 class RepetitionRulesLogitsProcessor(LogitsProcessor):

@@ -96,7 +96,7 @@ def run_model(
 
     if len(smiles) != len(instructions):
         raise ValueError("one instruction per SMILES is needed")
-    if free_text:  # copy_bias: retrieval-augmented descriptions (model.copy_bias)
+    if free_text:  # copy_bias: retrieval-augmented descriptions (backends.hf.copy_bias)
         decode = model.config.decode.replace(max_new_tokens=max_new_tokens, copy_bias=copy_bias)
     else:
         decode = DecodeConfig(

@@ -1,9 +1,11 @@
-"""Stage 5: the LLaMo model and greedy generation.
+"""Stage 5: the LLaMo model and its reference greedy generation.
 
 :class:`LlamoModel` joins the :class:`~llamo_plugin.graph.module.GraphTokenizer` to a Hugging
 Face causal LM (``LlamaForCausalLM`` first; any model with ``get_input_embeddings`` and
 ``generate(inputs_embeds=...)`` works). Graph tokens are computed in fp32, cast to the LM dtype
-and spliced into the token embeddings at the prompt's graph slots.
+and spliced into the token embeddings at the prompt's graph slots. Its ``generate`` is
+transformers' ``generate`` (the reference path); the product decodes with the ``hf``
+backend's engine (:mod:`llamo_plugin.backends.hf`), which gives the same tokens.
 """
 
 from __future__ import annotations
@@ -143,7 +145,8 @@ class LlamoModel(nn.Module):
         *,
         should_stop: Callable[[], bool] | None = None,
     ) -> list[Generation]:
-        """Greedy answers for one batch of prepared examples (left padding, KV cache)."""
+        """Greedy answers for one batch of prepared examples with transformers' ``generate``
+        (:meth:`generate_with_graph_tokens`, the reference path)."""
         if not examples:
             return []
         graph_tokens = self.encode_graphs([e.graph for e in examples])
@@ -159,27 +162,24 @@ class LlamoModel(nn.Module):
         decode: DecodeConfig | None = None,
         *,
         should_stop: Callable[[], bool] | None = None,
-        preallocate_cache: bool = False,
-        compact: bool = False,
-        fast_llama: bool = True,
     ) -> list[Generation]:
         """Greedy answers for one batch of prompts whose graph tokens ``[B, T, D]`` were
-        computed elsewhere (e.g. by onnxruntime). Left padding, KV cache (``preallocate_cache``:
-        :mod:`~llamo_plugin.model.kv_cache`, same tokens, no per-step copy of the cache;
-        ``compact``: :func:`~llamo_plugin.model.greedy.greedy_decode`, which also drops
-        finished rows from the batch, run on
-        :mod:`~llamo_plugin.model.llama_decoder` for Llama LMs unless ``fast_llama`` is False);
+        computed elsewhere (e.g. by onnxruntime), with transformers' ``generate`` (left
+        padding, KV cache): the reference path, which the ``hf`` backend's fast decoder
+        (:mod:`llamo_plugin.backends.hf`) is tested against token for token and
+        ``llamo bench`` measures at batch size 1. ``decode.answer_format`` is enforced by a
+        logits processor; ``decode.copy_bias`` is not supported here (``ConfigError``).
         ``should_stop`` is polled after every decoding step; once it turns true generation
-        ends for the whole batch with ``CancelledError`` (the one cancellation contract of every
-        LM path: partial answers are never returned)."""
+        ends for the whole batch with ``CancelledError`` (the one cancellation contract of
+        every LM path: partial answers are never returned)."""
         if not prompts:
             return []
         decode = decode or self.config.decode
-        fmt = None
-        if decode.answer_format:
-            from llamo_plugin.model.answer_format import answer_format_for
-
-            fmt = answer_format_for(self, decode.answer_format)
+        if decode.copy_bias:
+            raise ConfigError(
+                "decode: copy_bias is applied by the hf backend's fast decoder "
+                "(llamo_plugin.backends.hf), not by transformers' generate"
+            )
         batch = collate_prompts(prompts, self.tokenizer.pad_token_id, padding_side="left")
         embeds = self.inputs_embeds(batch, graph_tokens.to(self.device))
         kwargs: dict[str, Any] = {}
@@ -194,49 +194,14 @@ class LlamoModel(nn.Module):
                     )
 
             kwargs["stopping_criteria"] = StoppingCriteriaList([_Cancel()])
-        copy = None
-        if decode.copy_bias:
-            if not compact:
-                from llamo_plugin.errors import ConfigError
-
-                raise ConfigError("decode: copy_bias needs the compact decode loop (compact=True)")
-            from llamo_plugin.model.copy_bias import PromptCopy
-
-            copy = PromptCopy(
-                [p.input_ids for p in prompts], decode.copy_bias, decode.copy_min_match
-            )
-        if compact:
-            from llamo_plugin.model import llama_decoder
-            from llamo_plugin.model.greedy import greedy_decode
-
-            mask = batch.attention_mask.to(self.device)
-            eos = self.tokenizer.eos_token_id
-            if fast_llama and llama_decoder.supports(self.lm):
-                ids, cancelled = llama_decoder.fast_greedy_decode(
-                    self.lm, [(embeds, mask)], decode, eos, should_stop=should_stop,
-                    answer_format=fmt, copy=copy,
-                )  # fmt: skip
-            else:
-                ids, cancelled = greedy_decode(
-                    self.lm, embeds, mask, decode, eos, should_stop=should_stop,
-                    answer_format=fmt, copy=copy,
-                )  # fmt: skip
-            if cancelled:
-                from llamo_plugin.errors import CancelledError
-
-                raise CancelledError("generation cancelled")
-            return [self.decode_ids(row) for row in ids]
-        if fmt is not None:
+        if decode.answer_format:
             from transformers import LogitsProcessorList
 
+            from llamo_plugin.model.answer_format import answer_format_for
+
+            fmt = answer_format_for(self, decode.answer_format)
             median = decode.answer_choice == "median"
             kwargs["logits_processor"] = LogitsProcessorList([fmt.logits_processor(median)])
-        if preallocate_cache:
-            from llamo_plugin.model.kv_cache import preallocated_cache
-
-            kwargs["past_key_values"] = preallocated_cache(
-                self.lm, embeds.shape[1] + decode.max_new_tokens
-            )
         out = self.lm.generate(
             inputs_embeds=embeds,
             attention_mask=batch.attention_mask.to(self.device),

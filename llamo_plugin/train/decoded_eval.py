@@ -65,6 +65,7 @@ def decode_answers(
     model: Any, smiles: list[str], query: TargetQuery, batch_size: int = 64
 ) -> list[str | None]:
     """Greedy, format-constrained answers (``None`` for an invalid SMILES)."""
+    from llamo_plugin.backends.hf import generate_batch
     from llamo_plugin.config import DecodeConfig
     from llamo_plugin.errors import InvalidSmilesError
 
@@ -79,9 +80,7 @@ def decode_answers(
     for start in range(0, len(ready), batch_size):
         chunk = ready[start : start + batch_size]
         graph_tokens = model.encode_graphs([p.graph for _, p in chunk])
-        gens = model.generate_with_graph_tokens(
-            [p.prompt for _, p in chunk], graph_tokens, decode, compact=True
-        )
+        gens = generate_batch(model, [p.prompt for _, p in chunk], graph_tokens, decode)
         for (i, _), gen in zip(chunk, gens, strict=True):
             out[i] = gen.text
     return out
@@ -176,6 +175,7 @@ class DecodedDescriptionEval:
     def run(self, model: Any) -> dict[str, Any]:
         import torch
 
+        from llamo_plugin.backends.hf import generate_batch
         from llamo_plugin.eval.text_metrics import bleu_scores
         from llamo_plugin.tasks import DESCRIPTION
 
@@ -187,9 +187,7 @@ class DecodedDescriptionEval:
                 chunk = self.rows[start : start + self.config.batch_size]
                 prepared = [model.prepare(s, instr) for s, instr, _ in chunk]
                 graph_tokens = model.encode_graphs([p.graph for p in prepared])
-                gens = model.generate_with_graph_tokens(
-                    [p.prompt for p in prepared], graph_tokens, decode, compact=True
-                )
+                gens = generate_batch(model, [p.prompt for p in prepared], graph_tokens, decode)
                 texts.extend(g.text for g in gens)
         refs = [self.tokenizer.tokenize(r) for _, _, r in self.rows]
         hyps = [self.tokenizer.tokenize(t) for t in texts]

@@ -56,7 +56,7 @@ def test_onnx_encoder_is_repeatable_on_a_large_batch(tiny_onnx: Path, threads: i
 
     batch = collate_graphs([featurize(parse_smiles(s)) for s in reference_smiles(128)])
     enc = OnnxGraphEncoder(tiny_onnx, device="cpu", num_threads=threads)
-    assert enc.refined
+    assert enc.num_layers > 0
     first = enc.encode(batch)
     for _ in range(5):
         assert np.array_equal(enc.encode(batch), first)
@@ -64,69 +64,23 @@ def test_onnx_encoder_is_repeatable_on_a_large_batch(tiny_onnx: Path, threads: i
     np.testing.assert_allclose(first, single, atol=1e-5, rtol=0)
 
 
-def test_graph_exported_by_earlier_versions_still_runs(tiny_model: Any, tmp_path: Path) -> None:
-    """A model directory's graph.onnx from before colour refinement (the plain GraphTokenizer
-    signature, scatter-add neighbour sums) is still read, on one thread."""
-    import torch
+def test_a_graph_file_of_another_format_is_refused(tmp_path: Path) -> None:
+    """Only the colour-refined export of ``llamo export-onnx`` loads; any other graph.onnx
+    (e.g. the plain 7-input signature of an earlier export) stops with a clear error."""
+    import onnx
+    from onnx import TensorProto, helper
 
-    from llamo_plugin.graph.batching import graph_batch_inputs, to_torch
-    from llamo_plugin.graph.module import GRAPH_INPUT_NAMES
+    from llamo_plugin.errors import CheckpointError
 
-    graphs = [featurize(parse_smiles(s)) for s in ["CCO", "c1ccccc1N", "C"]]
-    inputs = to_torch(graph_batch_inputs(collate_graphs(graphs)))
-    dim = torch.export.Dim
-    atoms, edges, batch, width = dim("n", min=1), dim("e", min=0), dim("b", min=1), dim("a")
-    motifs = dim("m", min=1)
-    path = tmp_path / "old.onnx"
-
-    class PlainTensors(torch.nn.Module):  # the earlier export boundary: 7 plain tensors
-        def __init__(self, tokenizer: torch.nn.Module) -> None:
-            super().__init__()
-            self.tokenizer = tokenizer  # not `graph`: that name is taken in the traced module
-
-        def forward(
-            self,
-            atom_features: torch.Tensor,
-            edge_index: torch.Tensor,
-            bond_features: torch.Tensor,
-            node_dense_index: torch.Tensor,
-            node_mask: torch.Tensor,
-            motifs: torch.Tensor,
-            motif_mask: torch.Tensor,
-        ) -> torch.Tensor:
-            return self.tokenizer.forward_tensors(
-                atom_features,
-                edge_index,
-                bond_features,
-                node_dense_index,
-                node_mask,
-                motifs,
-                motif_mask,
-            )
-
-    with torch.no_grad():
-        torch.onnx.export(
-            PlainTensors(tiny_model.graph).eval(),
-            (),
-            kwargs=inputs,
-            dynamo=True,
-            opset_version=18,
-            dynamic_shapes={
-                "atom_features": {0: atoms},
-                "edge_index": {1: edges},
-                "bond_features": {0: edges},
-                "node_dense_index": {0: atoms},
-                "node_mask": {0: batch, 1: width},
-                "motifs": {0: batch, 1: motifs},
-                "motif_mask": {0: batch, 1: motifs},
-            },
-            input_names=list(GRAPH_INPUT_NAMES),
-            output_names=["graph_tokens"],
-        ).save(str(path))
-    enc = OnnxGraphEncoder(path, device="cpu", num_threads=2)
-    assert not enc.refined
-    assert enc.session.get_session_options().intra_op_num_threads == 1
-    batch_ = collate_graphs([featurize(parse_smiles(s)) for s in ["CC(=O)O", "[Na+].[Cl-]"]])
-    np.testing.assert_allclose(
-        enc.encode(batch_), TorchGraphEncoder(tiny_model.graph).encode(batch_), atol=1e-4, rtol=0
+    node = helper.make_node("Identity", ["atom_features"], ["graph_tokens"])
+    graph = helper.make_graph(
+        [node],
+        "plain",
+        [helper.make_tensor_value_info("atom_features", TensorProto.FLOAT, ["n", 9])],
+        [helper.make_tensor_value_info("graph_tokens", TensorProto.FLOAT, ["n", 9])],
     )
+    path = tmp_path / "graph.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    onnx.save(model, path)
+    with pytest.raises(CheckpointError, match="llamo export-onnx"):
+        OnnxGraphEncoder(path, device="cpu")

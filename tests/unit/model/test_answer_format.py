@@ -1,4 +1,5 @@
-"""Constrained decoding: a random model's answers match the format in every decode path."""
+"""Constrained decoding: a random model's answers match the format on both decode paths
+(the hf backend's fast decoder and transformers' ``generate``), and the paths agree."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 import pytest
 import torch
 
+from llamo_plugin.backends.hf import generate_batch
 from llamo_plugin.config import DecodeConfig
 from llamo_plugin.errors import ConfigError
 from llamo_plugin.model.answer_format import AnswerFormat
@@ -39,36 +41,32 @@ def test_mask_follows_the_format(model) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("pattern", [PROPERTY_ANSWER_FORMAT, EV_FORMAT])
-@pytest.mark.parametrize("path", ["compact", "fast", "generate"])
+@pytest.mark.parametrize("path", ["fast", "generate"])
 def test_every_decode_path_gives_well_formed_answers(model, pattern, path) -> None:  # type: ignore[no-untyped-def]
     decode = DecodeConfig(max_new_tokens=12, answer_format=pattern)
     prepared = [model.prepare(s, "Please provide the HOMO energy value for this molecule.")
                 for s in SMILES]  # fmt: skip
     tokens = model.encode_graphs([p.graph for p in prepared])
-    gens = model.generate_with_graph_tokens(
-        [p.prompt for p in prepared],
-        tokens,
-        decode,
-        compact=path != "generate",
-        fast_llama=path == "fast",
-    )
+    prompts = [p.prompt for p in prepared]
+    if path == "fast":
+        gens = generate_batch(model, prompts, tokens, decode)
+    else:
+        gens = model.generate_with_graph_tokens(prompts, tokens, decode)
     for g in gens:
         assert re.fullmatch(pattern, g.text), g.text
         assert g.stop_reason == "eos"
     # unconstrained, the random model does not write numbers (the test cannot pass trivially)
-    free = model.generate_with_graph_tokens(
-        [p.prompt for p in prepared], tokens, DecodeConfig(max_new_tokens=12), compact=True
-    )
+    free = model.generate_with_graph_tokens(prompts, tokens, DecodeConfig(max_new_tokens=12))
     assert not all(re.fullmatch(pattern, g.text) for g in free)
 
 
-def test_paths_agree(model) -> None:  # type: ignore[no-untyped-def]
+def test_fast_decoder_and_generate_agree(model) -> None:  # type: ignore[no-untyped-def]
     decode = DecodeConfig(max_new_tokens=12, answer_format=PROPERTY_ANSWER_FORMAT)
     prepared = [model.prepare(s, "What is the HOMO-LUMO gap?") for s in SMILES]
     tokens = model.encode_graphs([p.graph for p in prepared])
     prompts = [p.prompt for p in prepared]
-    a = model.generate_with_graph_tokens(prompts, tokens, decode, compact=True, fast_llama=False)
-    b = model.generate_with_graph_tokens(prompts, tokens, decode, compact=False)
+    a = generate_batch(model, prompts, tokens, decode)
+    b = model.generate_with_graph_tokens(prompts, tokens, decode)
     assert [g.text for g in a] == [g.text for g in b]
 
 
@@ -111,15 +109,15 @@ def test_median_choice_differs_from_the_mode() -> None:
     assert int(fmt.median_tokens(scores, done)[0]) == 0
 
 
-def test_median_decoding_is_well_formed_in_every_path(model) -> None:  # type: ignore[no-untyped-def]
+def test_median_decoding_is_well_formed_on_both_paths(model) -> None:  # type: ignore[no-untyped-def]
     decode = DecodeConfig(
         max_new_tokens=12, answer_format=PROPERTY_ANSWER_FORMAT, answer_choice="median"
     )
     prepared = [model.prepare(s, "What is the HOMO-LUMO gap?") for s in SMILES]
     tokens = model.encode_graphs([p.graph for p in prepared])
     prompts = [p.prompt for p in prepared]
-    a = model.generate_with_graph_tokens(prompts, tokens, decode, compact=True)
-    b = model.generate_with_graph_tokens(prompts, tokens, decode, compact=False)
+    a = generate_batch(model, prompts, tokens, decode)
+    b = model.generate_with_graph_tokens(prompts, tokens, decode)
     assert [g.text for g in a] == [g.text for g in b]
     assert all(re.fullmatch(PROPERTY_ANSWER_FORMAT, g.text) for g in a)
 

@@ -59,20 +59,27 @@ def test_invalid_molecules_raise_in_prepare(tiny_model) -> None:
             tiny_model.prepare(bad, INSTRUCTION)
 
 
-def test_cancellation_raises_on_every_decode_path(tiny_model) -> None:
+def test_cancellation_raises(tiny_model) -> None:
+    """transformers' generate keeps the one cancellation contract of every LM path (the hf
+    backend's fast decoder: tests/unit/backends/hf/test_backend.py): no partial answers."""
     from llamo_plugin.errors import CancelledError
 
     example = tiny_model.prepare("CCO", INSTRUCTION)
-    decode = DecodeConfig(max_new_tokens=50)
-    for compact in (False, True):  # transformers' generate and our loop: one contract
-        with pytest.raises(CancelledError):
-            tiny_model.generate_with_graph_tokens(
-                [example.prompt],
-                tiny_model.encode_graphs([example.graph]),
-                decode,
-                should_stop=lambda: True,
-                compact=compact,
-            )
+    with pytest.raises(CancelledError):
+        tiny_model.generate_with_graph_tokens(
+            [example.prompt],
+            tiny_model.encode_graphs([example.graph]),
+            DecodeConfig(max_new_tokens=50),
+            should_stop=lambda: True,
+        )
+
+
+def test_reference_generate_refuses_the_copy_bias(tiny_model) -> None:
+    """Only the hf backend's fast decoder applies a copy bias: the reference says so rather
+    than silently decoding without it."""
+    example = tiny_model.prepare("CCO", INSTRUCTION)
+    with pytest.raises(ConfigError, match="copy_bias"):
+        tiny_model.generate([example], DECODE.replace(copy_bias=2.0))
 
 
 def test_training_loss_is_finite_and_backpropagates(tiny_model) -> None:

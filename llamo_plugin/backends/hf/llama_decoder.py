@@ -11,31 +11,36 @@ and it keeps the KV cache in one preallocated buffer per layer, from which finis
 leave by having live rows moved into their slots (see :meth:`LlamaDecoder.keep_rows`).
 On one or two CPU threads (the worker processes; one process on a 2-core machine) the
 decode step's attention is instead the compiled kernel of
-:mod:`llamo_plugin.model.decode_attention` (same function, fp32, sums in another order), with
-which finished rows leave without any copy.
+:mod:`llamo_plugin.backends.hf.decode_attention` (same function, fp32, sums in another order),
+with which finished rows leave without any copy.
 
-The logits rules and the argmax are :mod:`llamo_plugin.model.greedy`'s, in the same order as
-``generate``. Tokens equal transformers' on the test set and on the 256 benchmark molecules
-(tested; ``llamo bench`` reports ``identical_to_reference``); differences, if any, would be
-floating-point ties.
+The logits rules and the argmax are :mod:`llamo_plugin.backends.hf.greedy`'s, in the same
+order as ``generate``. Tokens equal transformers' on the test set and on the 256 benchmark
+molecules (tested; ``llamo bench`` reports ``identical_to_reference``); differences, if any,
+would be floating-point ties.
 
 Unsupported configurations (another architecture, ``pretraining_tp > 1``, dynamic RoPE, an
-activation other than SiLU) return False from :func:`supports`; the caller then uses the
-transformers loop.
+activation other than SiLU) return False from :func:`supports`; the ``hf`` backend then
+runs transformers' ``generate`` (the reference path,
+:meth:`~llamo_plugin.model.llamo.LlamoModel.generate_with_graph_tokens`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from llamo_plugin.backends.hf import decode_attention
+from llamo_plugin.backends.hf.greedy import greedy_loop
 from llamo_plugin.config import DecodeConfig
-from llamo_plugin.model import decode_attention
-from llamo_plugin.model.greedy import greedy_loop
+
+if TYPE_CHECKING:
+    from llamo_plugin.backends.hf.copy_bias import PromptCopy
+    from llamo_plugin.model.answer_format import AnswerFormat
 
 
 def supports(lm: Any) -> bool:
@@ -103,7 +108,7 @@ class LlamaDecoder:
 
     def __init__(self, lm: Any, attention: str = "auto") -> None:
         """``attention``: the decode-step attention: ``"sdpa"`` (torch), ``"numba"`` (the
-        compiled kernel of :mod:`~llamo_plugin.model.decode_attention`, fp32 on CPU; an
+        compiled kernel of :mod:`~llamo_plugin.backends.hf.decode_attention`, fp32 on CPU; an
         error if Numba is missing) or ``"auto"``: the kernel for an fp32 model on CPU when
         torch runs on one or two threads (the worker processes of :mod:`~llamo_plugin.workers`
         run on one; an in-process run on a 2-core machine on two) and Numba is there, else
@@ -364,7 +369,7 @@ class LlamaDecoder:
 
     def _kernel_meta(self) -> tuple[Any, ...]:
         """``(rows, start, pad_lo, pad_hi)`` of the running rows for the kernel (see
-        :func:`~llamo_plugin.model.decode_attention.group_meta`), built from the groups
+        :func:`~llamo_plugin.backends.hf.decode_attention.group_meta`), built from the groups
         after prefill; also the prefix keys/values as contiguous arrays."""
         if self._meta is None:
             self._meta = decode_attention.group_meta(
@@ -421,13 +426,14 @@ def fast_greedy_decode(
     *,
     prefix: torch.Tensor | None = None,
     should_stop: Callable[[], bool] | None = None,
-    compact_fraction: float = 0.0,
     attention: str = "auto",
-    answer_format: Any = None,
-    copy: Any = None,
+    answer_format: AnswerFormat | None = None,
+    copy: PromptCopy | None = None,
 ) -> tuple[list[list[int]], bool]:
-    """:func:`llamo_plugin.model.greedy.greedy_decode` on :class:`LlamaDecoder`, for a batch
-    made of prefill groups (``attention``: see :class:`LlamaDecoder`).
+    """Greedy decoding (:func:`~llamo_plugin.backends.hf.greedy.greedy_loop`) on
+    :class:`LlamaDecoder`, for a batch made of prefill groups (``attention``: see
+    :class:`LlamaDecoder`). Finished rows leave the batch as soon as they finish (only the
+    rows that move into their slots are copied, or nothing with the kernel).
 
     Args:
         groups: ``(inputs_embeds [b, L, D], attention_mask [b, L])`` per group: left-padded
@@ -435,12 +441,10 @@ def fast_greedy_decode(
             one batch; rows are numbered in group order.
         prefix: ``[P, D]`` embeddings of a prompt start shared by every row and left out of
             ``groups`` (computed once; positions ``0..P-1``).
-        compact_fraction: drop finished rows once at least this fraction of the running
-            batch has finished (0: as soon as one has; dropping copies only the rows that
-            move into the freed slots, so it pays off at once).
         answer_format: an :class:`~llamo_plugin.model.answer_format.AnswerFormat` that keeps
             every answer inside its format (constrained decoding), or None.
-        copy: a :class:`~llamo_plugin.model.copy_bias.PromptCopy` over the rows' prompts.
+        copy: a :class:`~llamo_plugin.backends.hf.copy_bias.PromptCopy` over the rows'
+            prompts (copy-biased decoding), or None.
 
     Returns:
         (generated ids per row, up to and including EOS when reached; cancelled flag).
@@ -470,7 +474,6 @@ def fast_greedy_decode(
         step=lambda tokens, pos: decoder.step(embed(tokens)[:, None, :], pos),
         drop=lambda finished: decoder.keep_rows(~finished),
         should_stop=should_stop,
-        compact_fraction=compact_fraction,
         answer_format=answer_format,
         copy=copy,
     )

@@ -1,7 +1,7 @@
-"""The compiled decode-step attention (llamo_plugin.model.decode_attention) computes what the
-decoder's SDPA path does: rotary on the step's query/key, the key/value written to the cache,
-softmax attention over each row's own columns minus its left padding, shared-prefix columns
-read from the prefix buffers, GQA."""
+"""The compiled decode-step attention (llamo_plugin.backends.hf.decode_attention) computes
+what the decoder's SDPA path does: rotary on the step's query/key, the key/value written to
+the cache, softmax attention over each row's own columns minus its left padding,
+shared-prefix columns read from the prefix buffers, GQA."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from llamo_plugin.model import decode_attention
-from llamo_plugin.model.llama_decoder import LlamaDecoder
+from llamo_plugin.backends.hf import decode_attention
+from llamo_plugin.backends.hf.llama_decoder import LlamaDecoder
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

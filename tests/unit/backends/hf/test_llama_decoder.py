@@ -1,5 +1,6 @@
-"""The fast Llama decoder (llamo_plugin.model.llama_decoder) computes transformers' function:
-same logits, same greedy tokens, with prefill groups, row compaction and GQA."""
+"""The fast Llama decoder (llamo_plugin.backends.hf.llama_decoder) computes transformers'
+function: same logits, same greedy tokens as ``generate``, with prefill groups, a shared
+prompt prefix, rows leaving the batch, GQA, and either decode-step attention."""
 
 from __future__ import annotations
 
@@ -9,14 +10,9 @@ import pytest
 import torch
 
 from llamo_plugin.backends.base import PromptInputs
-from llamo_plugin.backends.hf import (
-    HFBackend,
-    kv_bytes_per_position,
-    prefill_groups,
-    shared_prefix_length,
-)
+from llamo_plugin.backends.hf.backend import shared_prefix_length
+from llamo_plugin.backends.hf.llama_decoder import LlamaDecoder, fast_greedy_decode, supports
 from llamo_plugin.config import DecodeConfig
-from llamo_plugin.model.llama_decoder import LlamaDecoder, fast_greedy_decode, supports
 from llamo_plugin.prompt.assemble import collate_prompts
 
 SMILES = [
@@ -145,67 +141,3 @@ def test_groups_and_compaction_give_generate_tokens(
     )
     assert not cancelled
     assert got == want
-
-
-def test_backend_fast_path_equals_transformers_loop(tiny_model: Any) -> None:
-    from llamo_plugin.backends.graph_onnx import TorchGraphEncoder
-    from llamo_plugin.graph.batching import collate_graphs
-
-    examples = [tiny_model.prepare(s, "Describe this molecule.") for s in SMILES]
-    tokens = TorchGraphEncoder(tiny_model.graph).encode(collate_graphs([e.graph for e in examples]))
-    inputs = [PromptInputs(e.prompt, tokens[i]) for i, e in enumerate(examples)]
-    decode = DecodeConfig(max_new_tokens=20, no_repeat_ngram_size=4, repetition_penalty=1.1)
-    fast = HFBackend(tiny_model, max_batch_size=5, prefill_batch_size=2).generate(inputs, decode)
-    slow = HFBackend(tiny_model, fast_llama=False).generate(inputs, decode)
-    plain = HFBackend(tiny_model, compact=False, fast_llama=False).generate(inputs, decode)
-    assert (
-        [g.token_ids for g in fast] == [g.token_ids for g in slow] == [g.token_ids for g in plain]
-    )
-
-
-def test_cache_budget_sets_batch_tokens(tiny_model: Any) -> None:
-    per_position = kv_bytes_per_position(tiny_model.lm)
-    cfg = tiny_model.lm.config
-    assert per_position == 2 * cfg.num_hidden_layers * cfg.hidden_size * 4  # fp32, no GQA
-    backend = HFBackend(tiny_model, max_cache_bytes=per_position * 1000)
-    assert backend.max_batch_tokens == 1000
-
-
-def test_shared_prefix_stops_at_graph_slots_and_leaves_a_token() -> None:
-    from llamo_plugin.prompt.assemble import GRAPH_SLOT, EncodedPrompt
-
-    def p(ids: list[int]) -> PromptInputs:
-        return PromptInputs(EncodedPrompt(ids, [-100] * len(ids)), None)
-
-    assert shared_prefix_length([p([1, 2, 3, 4]), p([1, 2, 3, 5])]) == 3
-    assert shared_prefix_length([p([1, 2, GRAPH_SLOT, 4]), p([1, 2, GRAPH_SLOT, 4])]) == 2
-    assert shared_prefix_length([p([1, 2, 3]), p([1, 2, 3, 4])]) == 2  # one token left
-    assert shared_prefix_length([p([7, 2]), p([1, 2])]) == 0
-
-
-def test_prefill_groups_bound_padding_and_size() -> None:
-    from llamo_plugin.prompt.assemble import EncodedPrompt
-
-    lengths = [101, 99, 90, 70, 69, 68, 67, 66, 65, 64]
-    prompts = [PromptInputs(EncodedPrompt([1] * n, [-100] * n), None) for n in lengths]
-    groups = prefill_groups(prompts, max_rows=4)
-    sizes = [[len(p.prompt.input_ids) for p in g] for g in groups]
-    assert sizes == [[101, 99], [90], [70, 69, 68, 67], [66, 65, 64]]  # 101 - 90 > 10%
-    assert [p for g in groups for p in g] == prompts  # order kept, nothing dropped
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_fast_path_on_cuda_equals_transformers_loop() -> None:  # pragma: no cover - GPU only
-    from llamo_plugin.backends.graph_onnx import TorchGraphEncoder
-    from llamo_plugin.graph.batching import collate_graphs
-    from llamo_plugin.model.factory import tiny_random_model
-
-    model = tiny_random_model(seed=0).to("cuda")
-    examples = [model.prepare(s, "Describe this molecule.") for s in SMILES]
-    tokens = TorchGraphEncoder(model.graph).encode(collate_graphs([e.graph for e in examples]))
-    inputs = [PromptInputs(e.prompt, tokens[i]) for i, e in enumerate(examples)]
-    decode = DecodeConfig(max_new_tokens=20, no_repeat_ngram_size=4, repetition_penalty=1.1)
-    fast = HFBackend(model, prefill_batch_size=3).generate(inputs, decode)
-    slow = HFBackend(model, fast_llama=False).generate(inputs, decode)
-    assert [g.token_ids for g in fast] == [g.token_ids for g in slow]

@@ -1,29 +1,26 @@
-"""Batched greedy decoding with row compaction (the ``hf`` backend's fast path).
+"""The greedy decoding loop of the ``hf`` backend and its logits rules.
 
-Hugging Face ``generate`` keeps every row of a batch running until the last one stops, so a
-batch of descriptions whose lengths range from 20 to 250 tokens spends most of its steps on
-rows that are already finished. This loop makes the same model calls as ``generate`` (one
-prefill over the left-padded prompt embeddings, then one token per step with the KV cache),
-applies the same logits rules in the same order — repetition penalty, then the no-repeat-ngram
-ban, on the generated tokens only (what ``generate`` does from ``inputs_embeds``) — and takes
-the same argmax, but drops finished rows from the batch (and from the KV cache) once enough
-of them have finished. Tokens equal ``generate``'s (tested; documented exceptions are
-floating-point ties).
+:func:`greedy_loop` drives any LM state through one-token steps (the fast Llama decoder,
+:mod:`llamo_plugin.backends.hf.llama_decoder`, supplies ``step`` and ``drop``). It applies
+the logits rules of transformers' ``generate`` in the same order — repetition penalty, then
+the no-repeat-ngram ban, on the generated tokens only (what ``generate`` does from
+``inputs_embeds``) — and takes the same argmax, but drops finished rows from the batch as
+soon as any has finished (``generate`` keeps every row running until the last one stops).
+Tokens equal ``generate``'s (tested; documented exceptions are floating-point ties).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from llamo_plugin.config import DecodeConfig
-from llamo_plugin.model.kv_cache import preallocated_cache
 
 if TYPE_CHECKING:
+    from llamo_plugin.backends.hf.copy_bias import PromptCopy
     from llamo_plugin.model.answer_format import AnswerFormat
-    from llamo_plugin.model.copy_bias import PromptCopy
 
 
 def apply_repetition_penalty(
@@ -91,7 +88,6 @@ def greedy_loop(
     step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     drop: Callable[[torch.Tensor], torch.Tensor],
     should_stop: Callable[[], bool] | None = None,
-    compact_fraction: float = 0.25,
     answer_format: AnswerFormat | None = None,
     copy: PromptCopy | None = None,
 ) -> tuple[list[list[int]], bool]:
@@ -104,9 +100,8 @@ def greedy_loop(
             running row (the KV cache holds everything before it).
         drop: ``drop(finished [b] bool) -> order [b']``: remove finished rows from the LM
             state; ``order`` lists the surviving running rows (indices into the old order)
-            in their new order.
-        compact_fraction: call ``drop`` once at least this fraction of the running rows
-            has finished.
+            in their new order. Called after every step in which a row finished.
+        should_stop: polled before every step; once true the loop returns (cancelled).
         answer_format: keep every answer inside this format (constrained decoding).
         copy: copy-biased decoding state over the rows' prompts (or None).
 
@@ -129,80 +124,10 @@ def greedy_loop(
         if bool(finished.all()) or i == decode.max_new_tokens - 1:
             break
         generated = torch.cat([generated, tokens[:, None]], dim=1)
-        if bool(finished.any()) and finished.float().mean() >= compact_fraction:
+        if bool(finished.any()):
             order = drop(finished)
             rows, generated, next_pos = rows[order], generated[order], next_pos[order]
             tokens, finished = tokens[order], finished[order]
         logits = step(tokens, next_pos)
         next_pos = next_pos + 1
     return results, False
-
-
-@torch.inference_mode()
-def greedy_decode(
-    lm: Any,
-    inputs_embeds: torch.Tensor,
-    attention_mask: torch.Tensor,
-    decode: DecodeConfig,
-    eos_token_id: int,
-    *,
-    should_stop: Callable[[], bool] | None = None,
-    compact_fraction: float = 0.25,
-    answer_format: AnswerFormat | None = None,
-    copy: PromptCopy | None = None,
-) -> tuple[list[list[int]], bool]:
-    """Greedy-decode a left-padded batch with the transformers forward (:func:`greedy_loop`).
-
-    Args:
-        inputs_embeds: ``[B, L, D]`` prompt embeddings (graph tokens spliced in).
-        attention_mask: ``[B, L]``, 0 at left padding.
-        compact_fraction: drop finished rows once at least this fraction of the running
-            batch has finished (each compaction copies the KV cache once).
-
-    Returns:
-        (generated ids per row, up to and including EOS when reached; cancelled flag).
-    """
-    length = attention_mask.shape[1]
-    cache = preallocated_cache(lm, length + decode.max_new_tokens)
-    position_ids = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
-    out = lm(
-        inputs_embeds=inputs_embeds,
-        attention_mask=attention_mask,
-        position_ids=position_ids,
-        past_key_values=cache,
-        use_cache=True,
-        logits_to_keep=1,
-    )
-    state = {"mask": attention_mask}
-    embed = lm.get_input_embeddings()
-
-    def drop(finished: torch.Tensor) -> torch.Tensor:
-        keep = torch.nonzero(~finished, as_tuple=True)[0]
-        cache.batch_select_indices(keep)
-        state["mask"] = state["mask"][keep]
-        return keep
-
-    def step(tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        mask = state["mask"]
-        state["mask"] = mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-        out = lm(
-            inputs_embeds=embed(tokens)[:, None, :],
-            attention_mask=mask,
-            position_ids=positions[:, None],
-            past_key_values=cache,
-            use_cache=True,
-        )
-        return out.logits[:, -1, :]
-
-    return greedy_loop(
-        out.logits[:, -1, :],
-        position_ids[:, -1] + 1,
-        decode,
-        eos_token_id,
-        step=step,
-        drop=drop,
-        should_stop=should_stop,
-        compact_fraction=compact_fraction,
-        answer_format=answer_format,
-        copy=copy,
-    )

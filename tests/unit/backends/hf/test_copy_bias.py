@@ -6,9 +6,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llamo_plugin.backends.hf.copy_bias import PromptCopy
+from llamo_plugin.backends.hf.greedy import greedy_loop
 from llamo_plugin.config import DecodeConfig
-from llamo_plugin.model.copy_bias import PromptCopy
-from llamo_plugin.model.greedy import greedy_loop
 
 
 def _brute_force(prompt: list[int], generated: list[int], min_match: int) -> set[int]:
@@ -99,3 +99,41 @@ def test_decode_config_rejects_bad_copy_settings() -> None:
         DecodeConfig(copy_bias=-1.0)
     with pytest.raises(ConfigError):
         DecodeConfig(copy_min_match=0)
+
+
+def test_backend_biases_each_row_towards_its_own_prompt(tiny_model) -> None:  # type: ignore[no-untyped-def]
+    """Through :class:`HFBackend` (decode batches, prefill groups, the shared prompt start,
+    rows leaving the batch) each row is biased towards its *own* prompt: the answers equal
+    batch-1 decoding, every step that follows a match continues it (an overwhelming bias),
+    and the bias changes answers; off, the answers are the reference's."""
+    from llamo_plugin.backends.base import PromptInputs
+    from llamo_plugin.backends.hf import HFBackend, generate_batch
+
+    smiles = ["CCO", "c1ccccc1C(=O)O", "C", "CC(=O)Oc1ccccc1C(=O)O", "[Na+].[Cl-]", "CCN(CC)CC"]
+    questions = ["Describe this molecule.", "What is the IUPAC name of this molecule?"]
+    examples = [tiny_model.prepare(s, questions[i % 2]) for i, s in enumerate(smiles)]
+    with torch.inference_mode():
+        tokens = tiny_model.encode_graphs([e.graph for e in examples])
+    inputs = [PromptInputs(e.prompt, tokens[i].numpy()) for i, e in enumerate(examples)]
+    plain = DecodeConfig(max_new_tokens=16, no_repeat_ngram_size=0, repetition_penalty=1.0)
+    backend = HFBackend(tiny_model, max_batch_size=4, prefill_batch_size=2)
+    free = backend.generate(inputs, plain)
+    want = tiny_model.generate_with_graph_tokens([e.prompt for e in examples], tokens, plain)
+    assert [g.token_ids for g in free] == [g.token_ids for g in want]
+    decode = plain.replace(copy_bias=1e4, copy_min_match=1)
+    copied = backend.generate(inputs, decode)
+    single = [
+        generate_batch(tiny_model, [e.prompt], tokens[i : i + 1], decode)[0]
+        for i, e in enumerate(examples)
+    ]
+    assert [g.token_ids for g in copied] == [g.token_ids for g in single]
+    assert [g.token_ids for g in copied] != [g.token_ids for g in free]
+    checked = 0
+    for e, g in zip(examples, copied, strict=True):
+        ids = list(g.token_ids)
+        for k in range(1, len(ids)):
+            allowed = _brute_force(list(e.prompt.input_ids), ids[:k], min_match=1)
+            if allowed:
+                assert ids[k] in allowed, (k, ids)
+                checked += 1
+    assert checked >= 5  # the rule really acted
