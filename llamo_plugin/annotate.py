@@ -334,7 +334,7 @@ class Annotator:
             instructions, hits = with_retrieved(
                 index, list(smiles), DESCRIPTION.default_instruction, k
             )
-            decode = decode.replace(copy_bias=model_cfg.retrieval.copy_bias)
+            decode = model_cfg.retrieval.decode_for(decode)
             task = f"description+retrieval:{index.checksum[:16]}"
             rows = self._run(smiles, instructions, task, decode, **kw)
         else:

@@ -449,7 +449,7 @@ def run_bench(
             if options.retrieval and copy_bias:  # what users get (the reference has no rule)
                 t0 = time.perf_counter()
                 pipe.run(smiles, ins(smiles), task="description",
-                         decode=decode.replace(copy_bias=copy_bias))  # fmt: skip
+                         decode=model.config.retrieval.decode_for(decode))  # fmt: skip
                 result["pipeline_with_copy_bias_mol_per_s"] = len(smiles) / (
                     time.perf_counter() - t0
                 )

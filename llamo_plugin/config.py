@@ -192,6 +192,9 @@ class DecodeConfig(FrozenConfig):
     #: far with the prompt, e.g. a retrieved neighbour's caption; 0 = off
     copy_bias: float = 0.0
     copy_min_match: int = 2
+    #: copied tokens are exempt from the repetition rules and each prompt position is copied
+    #: at most once (captions repeat phrases the n-gram ban would otherwise cut mid-copy)
+    copy_free: bool = False
 
     def __post_init__(self) -> None:
         if self.copy_bias < 0 or self.copy_min_match < 1:
@@ -220,12 +223,18 @@ class RetrievalConfig(FrozenConfig):
     default: bool = False
     neighbours: int = 2
     copy_bias: float = 0.0
+    #: :attr:`DecodeConfig.copy_free` of retrieval prompts
+    copy_free: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.neighbours <= 8:
             raise ConfigError("retrieval: neighbours must be between 1 and 8")
         if self.copy_bias < 0:
             raise ConfigError("retrieval: copy_bias must be >= 0")
+
+    def decode_for(self, decode: DecodeConfig) -> DecodeConfig:
+        """``decode`` with this model's copy rule, for retrieval prompts."""
+        return decode.replace(copy_bias=self.copy_bias, copy_free=self.copy_free)
 
 
 @dataclass(frozen=True)

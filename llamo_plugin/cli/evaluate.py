@@ -102,6 +102,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="description with retrieval: override the model's copy bias (tuning)",
     )
     parser.add_argument(
+        "--copy-free",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="description with retrieval: override the model's copy_free (copied tokens "
+        "exempt from the repetition rules, each prompt position copied once)",
+    )
+    parser.add_argument(
         "--vocab",
         type=Path,
         default=None,
@@ -218,12 +225,20 @@ def _description(
             max_new_tokens=args.max_new_tokens,
             retrieval=(nn, k, leave_out) if on else None,
             copy_bias=copy_bias if on else 0.0,
+            copy_free=settings.copy_free if args.copy_free is None else args.copy_free,
         )
         preds = [(o.text or "") for o in outputs]
         statuses = ["ok" if o.outcome == "eos" else o.outcome for o in outputs]
         meta = {"source": "model", "model": model_identity(model)}
         meta["retrieval"] = (
-            {"neighbours": k, "copy_bias": copy_bias, "leave_out": leave_out} if on else "off"
+            {
+                "neighbours": k,
+                "copy_bias": copy_bias,
+                "leave_out": leave_out,
+                "copy_free": settings.copy_free if args.copy_free is None else args.copy_free,
+            }
+            if on
+            else "off"
         )
     meta["reference_table"] = str(args.reference_table or "bundled chebi20_validation.tsv")
     metrics, table = d.score_rows(

@@ -79,6 +79,7 @@ def run_model(
     answer_format: str = "",
     answer_choice: str = "argmax",
     copy_bias: float = 0.0,
+    copy_free: bool = False,
 ) -> list[RowResult]:
     """Greedy answers of ``model`` for every (SMILES, instruction) pair, in order (the
     pipeline's rows: ``text``, ``status``, ``outcome``).
@@ -97,7 +98,9 @@ def run_model(
     if len(smiles) != len(instructions):
         raise ValueError("one instruction per SMILES is needed")
     if free_text:  # copy_bias: retrieval-augmented descriptions (backends.hf.copy_bias)
-        decode = model.config.decode.replace(max_new_tokens=max_new_tokens, copy_bias=copy_bias)
+        decode = model.config.decode.replace(
+            max_new_tokens=max_new_tokens, copy_bias=copy_bias, copy_free=copy_free
+        )
     else:
         decode = DecodeConfig(
             max_new_tokens=max_new_tokens,

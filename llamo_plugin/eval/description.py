@@ -151,11 +151,12 @@ def model_predictions(
     instruction: str | None = None,
     retrieval: tuple[Any, int, str] | None = None,
     copy_bias: float = 0.0,
+    copy_free: bool = False,
 ) -> list[RowResult]:
     """Generate a description for every row with the task's default instruction, the way
     the product does (:class:`~llamo_plugin.annotate.Annotator`): with ``retrieval`` =
     ``(index, k, leave_out)`` each prompt carries the row's ``k`` nearest annotated molecules
-    and decoding adds ``copy_bias``."""
+    and decoding adds ``copy_bias`` (``copy_free``: :attr:`DecodeConfig.copy_free`)."""
     from llamo_plugin.eval.common import run_model
     from llamo_plugin.tasks import DESCRIPTION
 
@@ -175,4 +176,5 @@ def model_predictions(
         batch_size=batch_size,
         free_text=True,
         copy_bias=copy_bias,
+        copy_free=copy_free,
     )

@@ -222,7 +222,7 @@ def prompt_copy(prompts: Sequence[Sequence[int]], decode: DecodeConfig) -> Promp
         return None
     from llamo_plugin.backends.hf.copy_bias import PromptCopy
 
-    return PromptCopy(prompts, decode.copy_bias, decode.copy_min_match)
+    return PromptCopy(prompts, decode.copy_bias, decode.copy_min_match, decode.copy_free)
 
 
 def shared_prefix_length(prompts: Sequence[PromptInputs]) -> int:

@@ -65,13 +65,15 @@ def next_tokens(
 ) -> torch.Tensor:
     """The greedy choice of every running row: repetition penalty, then the n-gram ban, on
     the generated tokens (``generate``'s order), then the copy bias (if any; ``rows`` are
-    the original rows of the running ones), then the answer format's mask (if any),
-    then argmax (or, with ``decode.answer_choice == "median"``, the format's median choice).
+    the original rows of the running ones; a ``free`` copy exempts its tokens from the
+    rules), then the answer format's mask (if any), then argmax (or, with
+    ``decode.answer_choice == "median"``, the format's median choice).
     ``logits [B, V]`` -> ``[B]``."""
-    scores = apply_repetition_penalty(logits.float(), generated, decode.repetition_penalty)
+    raw = logits.float()
+    scores = apply_repetition_penalty(raw, generated, decode.repetition_penalty)
     scores = ban_repeated_ngrams(scores, generated, decode.no_repeat_ngram_size)
     if copy is not None and rows is not None:
-        scores = copy.apply(scores, rows, generated)
+        scores = copy.apply(scores, rows, generated, raw)
     if answer_format is not None:
         if decode.answer_choice == "median":
             return answer_format.median_tokens(scores, generated)

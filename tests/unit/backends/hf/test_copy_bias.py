@@ -52,11 +52,19 @@ def test_rows_keep_their_own_state_when_the_batch_shrinks() -> None:
     assert torch.count_nonzero(one) == 0  # nothing follows the end of the prompt
 
 
-def _scripted_loop(bias: float) -> list[int]:
-    """The real greedy loop on scripted logits: steps 0 and 1 prefer tokens 5 and 6, then
-    every token ties (argmax 0) unless the copy bias picks the prompt's continuation."""
+def _scripted_loop(
+    bias: float,
+    prompt: tuple[int, ...] = (1, 2, 5, 6, 7, 8, 9, 11, 3),
+    *,
+    free: bool = False,
+    ngram: int = 0,
+    script: dict[int, int] | None = None,
+) -> list[int]:
+    """The real greedy loop on scripted logits: steps 0 and 1 prefer tokens 5 and 6 (or
+    ``script``: step -> preferred token), then every token ties (argmax 0) unless the copy
+    bias picks the prompt's continuation."""
     vocab, eos = 12, 11
-    script = {0: 5, 1: 6}
+    script = script or {0: 5, 1: 6}
     state = {"step": 0}
 
     def logits_for(batch: int) -> torch.Tensor:
@@ -69,9 +77,10 @@ def _scripted_loop(bias: float) -> list[int]:
         state["step"] += 1
         return logits_for(tokens.shape[0])
 
-    prompt = [1, 2, 5, 6, 7, 8, 9, eos, 3]
-    decode = DecodeConfig(max_new_tokens=8, copy_bias=bias)
-    copy = PromptCopy([prompt], bias, 2) if bias else None
+    decode = DecodeConfig(
+        max_new_tokens=8, copy_bias=bias, copy_free=free, no_repeat_ngram_size=ngram
+    )
+    copy = PromptCopy([list(prompt)], bias, 2, free) if bias else None
     ids, cancelled = greedy_loop(
         logits_for(1),
         torch.tensor([len(prompt)]),
@@ -88,6 +97,19 @@ def _scripted_loop(bias: float) -> list[int]:
 def test_greedy_loop_copies_with_bias_and_not_without() -> None:
     assert _scripted_loop(0.0) == [5, 6, 0, 0, 0, 0, 0, 0]
     assert _scripted_loop(2.0) == [5, 6, 7, 8, 9, 11]  # copied through the prompt's EOS
+
+
+def test_free_copy_passes_the_ngram_ban_and_copies_each_position_once() -> None:
+    # the caption repeats "5 6": the 2-gram ban cuts the copy at its second "6"
+    repeated = (5, 6, 7, 5, 6, 8, 9, 11)
+    assert _scripted_loop(2.0, repeated, ngram=2)[:5] == [5, 6, 7, 5, 0]
+    # free: the copy goes on, past the first "5 6 7" (already copied) to "8 9" and EOS
+    assert _scripted_loop(2.0, repeated, ngram=2, free=True) == [5, 6, 7, 5, 6, 8, 9, 11]
+    # the answer starts the caption over ("The molecule is ..." again): without "once" the
+    # bias copies the caption a second time; free, a reproduced passage is not copied again
+    again = {0: 5, 1: 6, 4: 5, 5: 6}
+    assert _scripted_loop(2.0, (5, 6, 7, 8), script=again) == [5, 6, 7, 8, 5, 6, 7, 8]
+    assert _scripted_loop(2.0, (5, 6, 7, 8), script=again, free=True)[:7] == [5, 6, 7, 8, 5, 6, 0]
 
 
 def test_decode_config_rejects_bad_copy_settings() -> None:
