@@ -61,7 +61,7 @@ class RayOptions(FrozenConfig):
     cpus_per_actor: int = 1
     #: GPUs per replica (-1: 1 when the cluster has GPUs, else 0)
     gpus_per_actor: float = -1.0
-    #: rows per model call (a batch may hold rows of two shards)
+    #: rows per model call (a block of one shard)
     batch_rows: int = 256
     #: rows per output shard (the unit of restart)
     shard_rows: int = 100_000
@@ -233,7 +233,7 @@ def _run(
         ds = ds.map_batches(
             AnnotateActor,
             fn_constructor_kwargs={"spec": spec},
-            batch_size=ropts.batch_rows,
+            batch_size=1,  # one block of at most batch_rows rows of one shard per call
             batch_format="pandas",
             compute=ActorPoolStrategy(size=actors),
             num_cpus=ropts.cpus_per_actor,

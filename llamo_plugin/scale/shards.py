@@ -37,11 +37,8 @@ logger = logging.getLogger(__name__)
 MANIFEST = "llamo_run.json"
 PARTS = ".llamo-parts"
 ROWS_FILE = "rows.json"
-#: helper columns travelling with the rows between the stages (never in the output)
-SHARD_COLUMN = "_llamo_shard"
+#: a part's row numbers within its shard (checked when the parts are joined; not in the output)
 ROW_COLUMN = "_llamo_row"
-READ_ERROR_COLUMN = "_llamo_read_error"
-HELPER_COLUMNS = (SHARD_COLUMN, ROW_COLUMN, READ_ERROR_COLUMN)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 
 1. :func:`read_shards` (Ray tasks): reads input tables with the same readers as ``llamo
    annotate`` (:func:`llamo_plugin.tables.read_batches`, so SDF records RDKit cannot read stay
-   rows with a status) and yields blocks of rows tagged with their shard and row number,
-   skipping shards the output folder already holds.
+   rows with a status) and yields one record per block of rows: its shard, first row, and the
+   rows themselves as an Arrow IPC payload, skipping shards the output folder already holds.
+   The rows travel packed so that Ray never unifies the schemas of different input files
+   (a batch holding rows of two files would otherwise give each the other's columns).
 2. :class:`AnnotateActor` (a Ray actor pool, one model replica per actor): annotates a batch
    with :class:`~llamo_plugin.annotate.Annotator`, exactly as ``llamo annotate`` does, writes
    it as parts of its shards and returns one small record per part (the driver follows the
@@ -22,24 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from llamo_plugin.annotate import AnnotateOptions
-from llamo_plugin.scale.shards import (
-    READ_ERROR_COLUMN,
-    ROW_COLUMN,
-    SHARD_COLUMN,
-    InputFile,
-    OutputFolder,
-    shard_name,
-)
+from llamo_plugin.scale.shards import ROW_COLUMN, InputFile, OutputFolder, shard_name
 
 logger = logging.getLogger(__name__)
 
 
 def read_shards(items: Any, *, output: str, shard_rows: int, batch_rows: int) -> Iterator[Any]:
     """Ray ``map_batches`` function over a batch of input-file items (``path``, ``stem``):
-    yield row blocks (pandas, at most ``batch_rows`` rows, never two shards in one) with the
-    helper columns ``_llamo_shard``, ``_llamo_row`` (row number within the shard) and
-    ``_llamo_read_error``; record each shard's row count in the output folder once all its
-    rows are read. Finished shards are read past, not yielded."""
+    yield one record per block of at most ``batch_rows`` rows of one shard (``shard``,
+    ``first_row`` within the shard, ``rows``, ``payload``: the rows, :func:`pack`;
+    ``read_errors``: JSON list, per row); record each shard's row count in the output folder
+    once all its rows are read. Finished shards are read past, not yielded."""
+    import pandas as pd
+
     from llamo_plugin.tables import read_batches
 
     folder = OutputFolder(output)
@@ -59,12 +56,12 @@ def read_shards(items: Any, *, output: str, shard_rows: int, batch_rows: int) ->
                     continue
                 if first + n == shard_rows:
                     folder.write_row_count(shard, shard_rows)
-                frame = batch.frame.iloc[piece].copy()
-                frame[SHARD_COLUMN] = shard
-                frame[ROW_COLUMN] = range(first, first + n)
                 errors = batch.read_errors[piece] if batch.read_errors else (None,) * n
-                frame[READ_ERROR_COLUMN] = list(errors)
-                yield frame
+                yield pd.DataFrame(
+                    {"shard": [shard], "first_row": [first], "rows": [n],
+                     "payload": [pack(batch.frame.iloc[piece])],
+                     "read_errors": [json.dumps(list(errors))]}
+                )  # fmt: skip
         last = shard_name(file.stem, offset // shard_rows)
         if (offset % shard_rows or offset == 0) and not folder.is_done(last):
             # the last, partial shard (or an empty file's only one)
@@ -112,55 +109,72 @@ class AnnotateActor:
         self.folder = OutputFolder(spec.output)
 
     def __call__(self, batch: Any) -> Any:
+        """Annotate the blocks of ``batch`` (records of :func:`read_shards`) in one model
+        call, write each block as a part of its shard, return one record per block."""
         import pandas as pd
 
         from llamo_plugin.annotate import AnnotateStats, RowError, append_columns
         from llamo_plugin.tables import find_smiles_column
 
         opts = self.spec.options
-        inputs = [c for c in batch.columns if not c.startswith("_llamo_")]
-        smiles_col = find_smiles_column(inputs, self.spec.smiles_column)
-        questions = list(batch[opts.question_column]) if opts.question_column else None
-        read_errors = [e if isinstance(e, str) else None for e in batch[READ_ERROR_COLUMN]]
+        blocks = [unpack(p) for p in batch["payload"]]
+        smiles: list[Any] = []
+        questions: list[Any] | None = [] if opts.question_column else None
+        read_errors: list[str | None] = []
+        for frame, errors in zip(blocks, batch["read_errors"], strict=True):
+            smiles += list(frame[find_smiles_column(list(frame.columns), self.spec.smiles_column)])
+            if questions is not None:
+                questions += list(frame[opts.question_column])
+            read_errors += json.loads(errors)
         self.annotator.stats = AnnotateStats()
+        shards = [str(x) for x in batch["shard"]]
+        firsts = [int(x) for x in batch["first_row"]]
         try:
-            out = self.annotator.annotate(
-                list(batch[smiles_col]), questions, read_errors=read_errors
-            )
+            out = self.annotator.annotate(smiles, questions, read_errors=read_errors)
         except RowError as exc:  # fail_on_error: the driver stops the run and reports it
-            where = {
-                "shard": str(batch[SHARD_COLUMN].iloc[exc.row]),
-                "row": int(batch[ROW_COLUMN].iloc[exc.row]),
-                "value": str(batch[smiles_col].iloc[exc.row]),
-                "reason": exc.reason,
-            }
+            block, offset = _locate(exc.row, [len(b) for b in blocks])
+            where = {"shard": shards[block], "row": firsts[block] + offset,
+                     "value": str(smiles[exc.row]), "reason": exc.reason}  # fmt: skip
             return pd.DataFrame(
-                {"shard": [where["shard"]], "first_row": [-1], "rows": [0], "stats": [""],
+                {"shard": [shards[block]], "first_row": [-1], "rows": [0], "stats": [""],
                  "error": [json.dumps(where)]}
             )  # fmt: skip
-        frame = append_columns(batch[inputs], out, self.columns)
-        frame[ROW_COLUMN] = batch[ROW_COLUMN].to_numpy()
         stats = json.dumps(self.annotator.stats.as_dict())
-        records: dict[str, list[Any]] = {
-            "shard": [], "first_row": [], "rows": [], "stats": [], "error": []
-        }  # fmt: skip
-        shards = batch[SHARD_COLUMN].to_numpy()
         start = 0
-        for end in [*_runs(shards), len(shards)]:  # consecutive rows of one shard
-            if end == start:
-                continue
-            part = frame.iloc[start:end]
-            first = int(part[ROW_COLUMN].iloc[0])
-            self.folder.write_part(str(shards[start]), first, part)
-            records["shard"].append(str(shards[start]))
-            records["first_row"].append(first)
-            records["rows"].append(end - start)
-            records["stats"].append(stats if not records["stats"] else "")
-            records["error"].append("")
-            start = end
-        return pd.DataFrame(records)
+        for frame, shard, first in zip(blocks, shards, firsts, strict=True):
+            n = len(frame)
+            part = append_columns(frame, {k: v[start : start + n] for k, v in out.items()},
+                                  self.columns)  # fmt: skip
+            part[ROW_COLUMN] = range(first, first + n)
+            self.folder.write_part(shard, first, part)
+            start += n
+        return pd.DataFrame(
+            {"shard": shards, "first_row": firsts, "rows": [len(b) for b in blocks],
+             "stats": [stats] + [""] * (len(blocks) - 1), "error": [""] * len(blocks)}
+        )  # fmt: skip
 
 
-def _runs(values: Any) -> list[int]:
-    """Indices where ``values`` changes (the starts of its runs, after the first)."""
-    return [i for i in range(1, len(values)) if values[i] != values[i - 1]]
+def pack(frame: Any) -> bytes:
+    """Rows (pandas) as Arrow IPC stream bytes (:func:`unpack` restores them)."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def unpack(payload: bytes) -> Any:
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(pa.py_buffer(payload)).read_all().to_pandas()
+
+
+def _locate(row: int, sizes: list[int]) -> tuple[int, int]:
+    """(block, offset in the block) of ``row`` of the concatenated blocks."""
+    for block, size in enumerate(sizes):
+        if row < size:
+            return block, row
+        row -= size
+    raise IndexError(row)
