@@ -153,8 +153,17 @@ def annotate_with_ray(
             len(recovered), len(discarded),
         )  # fmt: skip
     skipped = len(folder.done_shards())
-    stats = _run(files, folder, options, ropts, floats, progress, model, device, backend,
-                 cache_path, smiles_column)  # fmt: skip
+    spec = ActorSpec(
+        options=options,
+        output=str(folder.root),
+        model=None if model is None else str(model),
+        device=device,
+        backend=backend,
+        cache_path=None if cache_path is None else str(cache_path),
+        smiles_column=smiles_column,
+        threads=ropts.cpus_per_actor,
+    )
+    stats = _run(files, folder, spec, ropts, floats, progress)
     return RayRunSummary(
         output=str(output_dir),
         shards=len(folder.done_shards()),
@@ -172,15 +181,10 @@ def annotate_with_ray(
 def _run(
     files: list[InputFile],
     folder: OutputFolder,
-    options: AnnotateOptions,
+    spec: ActorSpec,
     ropts: RayOptions,
     floats: set[str],
     progress: Callable[[int], None] | None,
-    model: str | Path | None,
-    device: str,
-    backend: str,
-    cache_path: str | Path | None,
-    smiles_column: str | None,
 ) -> dict[str, Any]:
     import ray
     from ray.data import ActorPoolStrategy, DataContext
@@ -207,16 +211,6 @@ def _run(
         )  # fmt: skip
         context = DataContext.get_current()
         context.enable_progress_bars = False
-        spec = ActorSpec(
-            options=options,
-            output=str(folder.root),
-            model=None if model is None else str(model),
-            device=device,
-            backend=backend,
-            cache_path=None if cache_path is None else str(cache_path),
-            smiles_column=smiles_column,
-            threads=ropts.cpus_per_actor,
-        )
         items = [{"path": f.path, "stem": f.stem} for f in files]
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         ds = ds.map_batches(
@@ -241,6 +235,7 @@ def _run(
         )
         totals: dict[str, Any] = {"rows": 0, "errors": Counter(), "cache_hits": 0,
                                   "generated": 0, "actors": actors}  # fmt: skip
+        covered: Counter[str] = Counter()  # rows of each shard written this run
         for record in ds.iter_rows():
             if record["error"]:  # fail_on_error: stop at the first bad row
                 bad = json.loads(record["error"])
@@ -252,7 +247,13 @@ def _run(
                 totals["errors"].update(s["errors"])
                 totals["cache_hits"] += s["cache_hits"]
                 totals["generated"] += s["generated"]
-            folder.finish(str(record["shard"]), floats)  # done as soon as complete
+            shard = str(record["shard"])
+            covered[shard] += rows
+            total = folder.row_count(shard)
+            # join a shard once its rows are all written, not at every part (its folder is
+            # read only then: a shard of 100,000 rows has hundreds of parts)
+            if total is not None and covered[shard] >= total:
+                folder.finish(shard, floats)
             if progress is not None:
                 progress(rows)
         for shard in folder.pending_part_shards():  # row counts written after their last batch

@@ -150,6 +150,13 @@ class OutputFolder:
         folder.mkdir(parents=True, exist_ok=True)
         self._write_atomic(folder / ROWS_FILE, json.dumps({"rows": rows}))
 
+    def row_count(self, shard: str) -> int | None:
+        """``shard``'s row count once its reader has recorded it, else None."""
+        try:
+            return int(json.loads((self.part_dir(shard) / ROWS_FILE).read_text())["rows"])
+        except (OSError, ValueError, KeyError):
+            return None
+
     def finish(self, shard: str, float_columns: set[str]) -> bool:
         """Join ``shard``'s parts into its output file if they cover all its rows; return
         whether the shard is finished (True also when it already was)."""
@@ -159,9 +166,8 @@ class OutputFolder:
         if self.is_done(shard):  # e.g. a crash between writing the file and removing the parts
             shutil.rmtree(folder, ignore_errors=True)
             return True
-        try:
-            rows = int(json.loads((folder / ROWS_FILE).read_text())["rows"])
-        except (OSError, ValueError, KeyError):
+        rows = self.row_count(shard)
+        if rows is None:
             return False  # still being read
         parts = sorted(folder.glob("*.parquet"))
         expected = 0
