@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from llamo_plugin.config import FrozenConfig, LlamoConfig
 from llamo_plugin.errors import ConfigError
+from llamo_plugin.train.device import check_device_name, check_precision
 from llamo_plugin.train.graph_pretrain import GraphPretrainConfig
 
 Part = Literal["graph", "projector", "lm"]
@@ -143,7 +144,10 @@ class TrainConfig(FrozenConfig):
     #: optional stage 0: supervised GIN pretraining before the language stages
     graph_pretrain: GraphPretrainConfig | None = None
     checkpoint_every_minutes: float = 5.0
-    bf16_autocast: bool = False  # 6x slower than fp32 on CPUs without AVX512-BF16 (measured)
+    #: ``auto`` (CUDA when visible, else CPU), ``cpu``, ``cuda`` or ``cuda:N``
+    device: str = "auto"
+    #: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``
+    precision: str = "auto"
     num_threads: int = 0
     log_every_steps: int = 20
     #: start from this model directory (its tokenizer, LM and graph weights; ``lm`` and
@@ -158,5 +162,7 @@ class TrainConfig(FrozenConfig):
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ConfigError(f"stage names must be unique: {names}")
+        check_device_name(self.device)
+        check_precision(self.precision)
         if not self.init_from and "hidden_size" not in self.lm:
             raise ConfigError("lm config needs hidden_size (and the other Llama sizes)")

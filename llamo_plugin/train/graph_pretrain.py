@@ -17,6 +17,7 @@ encoder is then frozen for the language stages (its BatchNorm in eval mode).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ import numpy as np
 
 from llamo_plugin.config import FrozenConfig
 from llamo_plugin.errors import ConfigError, InvalidSmilesError
+from llamo_plugin.train.device import TrainDevice
 
 logger = logging.getLogger(__name__)
 
@@ -181,15 +183,17 @@ class PretrainHead:
 
 
 def pooled_levels(encoder: Any, batch: Any) -> Any:
-    """``[B, 2 * levels * hidden]``: sum and mean over atoms of every GIN level's states."""
+    """``[B, 2 * levels * hidden]``: sum and mean over atoms of every GIN level's states
+    (on the encoder's device)."""
     import torch
 
     from llamo_plugin.graph.batching import graph_batch_inputs, to_torch
 
-    inputs = to_torch(graph_batch_inputs(batch))
+    device = next(encoder.parameters()).device
+    inputs = {k: v.to(device) for k, v in to_torch(graph_batch_inputs(batch)).items()}
     levels = encoder(inputs["atom_features"], inputs["edge_index"], inputs["bond_features"])
     h = torch.cat(levels, dim=-1)  # [N, levels * hidden]
-    index = torch.from_numpy(batch.node_graph)
+    index = torch.from_numpy(batch.node_graph).to(device)
     summed = h.new_zeros(batch.num_graphs, h.shape[1]).index_add(0, index, h)
     counts = torch.bincount(index, minlength=batch.num_graphs).clamp(min=1).unsqueeze(1)
     return torch.cat([summed, summed / counts], dim=-1)
@@ -205,9 +209,15 @@ def masked_mse(pred: Any, target: Any) -> Any:
 
 
 def pretrain_graph_encoder(
-    encoder: Any, config: GraphPretrainConfig, data_root: Path, seed: int = 0
+    encoder: Any,
+    config: GraphPretrainConfig,
+    data_root: Path,
+    seed: int = 0,
+    *,
+    device: TrainDevice | None = None,
 ) -> dict[str, Any]:
-    """Train ``encoder`` (a :class:`~llamo_plugin.graph.gin.GINEncoder`) in place.
+    """Train ``encoder`` (a :class:`~llamo_plugin.graph.gin.GINEncoder`) in place, on the
+    encoder's device (under ``device``'s autocast when given).
 
     Returns a metrics dict: steps, minutes, and the validation MAE (Hartree) of HOMO, LUMO
     and gap on the property file's ``val`` split.
@@ -232,7 +242,10 @@ def pretrain_graph_encoder(
 
     torch.manual_seed(seed)
     levels = encoder.config.num_layers + 1
-    head = PretrainHead.build(encoder.config.hidden_size, levels, len(TARGETS))
+    where = next(encoder.parameters()).device
+    norm = norm.to(where)
+    head = PretrainHead.build(encoder.config.hidden_size, levels, len(TARGETS)).to(where)
+    autocast = device.autocast if device is not None else contextlib.nullcontext
     encoder.train()
     params = [*encoder.parameters(), *head.parameters()]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -256,7 +269,8 @@ def pretrain_graph_encoder(
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch = collate_graphs([train_set.graphs[i] for i in idx])
-        loss = masked_mse(head(pooled_levels(encoder, batch)), norm[idx])
+        with autocast():
+            loss = masked_mse(head(pooled_levels(encoder, batch)).float(), norm[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -297,7 +311,7 @@ def evaluate_pretrain(
     with torch.no_grad():
         for start in range(0, len(val_set.graphs), 256):
             batch = collate_graphs(val_set.graphs[start : start + 256])
-            preds.append(head(pooled_levels(encoder, batch)).numpy())
+            preds.append(head(pooled_levels(encoder, batch)).float().cpu().numpy())
     pred = np.concatenate(preds) * std + mean
     out = {}
     for j, name in enumerate((*QM9_TARGETS, *PUBCHEM_TARGETS)):

@@ -2,9 +2,10 @@
 
 Each stage trains the parts it names (``graph`` = GIN, ``projector``, ``lm``) on a weighted mix
 of instruction-record files, with AdamW and a warmup + cosine schedule over the stage's step or
-time budget, bf16 autocast on CPU, and token-budget batches of similar-length examples. A
+time budget, on CUDA with bf16 autocast when a GPU is visible and on the CPU in fp32 otherwise
+(:mod:`~llamo_plugin.train.device`), and token-budget batches of similar-length examples. A
 checkpoint (model, optimiser, schedule position, RNG and sampler state) is written every few
-minutes and at each stage end; rerunning the same command resumes from it.
+minutes and at each stage end; rerunning the same command resumes from it, on either device.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from llamo_plugin.errors import InvalidSmilesError
 from llamo_plugin.train.batches import Example, MixtureSampler, load_examples, token_budget_batches
 from llamo_plugin.train.config import StageConfig, TrainConfig
 from llamo_plugin.train.decoded_eval import DecodedEval
+from llamo_plugin.train.device import TrainDevice, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +176,7 @@ class Trainer:
         #: the stage's throw-away regression head on the graph tokens (aux_property_weight)
         self.aux_head: torch.nn.Module | None = None
         self.aux_stats: dict[str, tuple[float, float]] = {}
+        self.device: TrainDevice = resolve(config.device, config.precision)
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
@@ -207,6 +210,8 @@ class Trainer:
         logger.info(
             "model: graph+projector %.2fM params, LM %.2fM params", n_graph / 1e6, n_lm / 1e6
         )
+        self.model.to(self.device.device)
+        logger.info("training on %s", self.device.describe())
         if self.ckpt_path.is_file():
             self._load_checkpoint()
 
@@ -230,6 +235,10 @@ class Trainer:
         model.checksum = None
         self.model = model
 
+    @property
+    def _on_cuda(self) -> bool:
+        return bool(self.device.device.type == "cuda")
+
     # ------------------------------------------------------------ checkpoints
     def _save_checkpoint(
         self, optimizer: Any, sampler: MixtureSampler, batch_rng: random.Random
@@ -242,6 +251,7 @@ class Trainer:
             "sampler": json.dumps(sampler.state()) if sampler is not None else None,
             "batch_rng": json.dumps(batch_rng.getstate()) if batch_rng is not None else None,
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self._on_cuda else None,
             "aux_head": self.aux_head.state_dict() if self.aux_head is not None else None,
         }
         tmp = self.ckpt_path.with_suffix(".tmp")
@@ -255,6 +265,8 @@ class Trainer:
         self.state = json.loads(payload["state"])
         self._resume_payload = payload
         torch.set_rng_state(payload["torch_rng"])
+        if self._on_cuda and payload.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(payload["cuda_rng"])
         logger.info("resuming from stage %d step %d", self.state["stage"], self.state["step"])
 
     # --------------------------------------------------------------- training
@@ -321,7 +333,7 @@ class Trainer:
             self.aux_stats = aux_target_stats([ex for ex, _ in sources])
             torch.manual_seed(self.config.seed + 7919 * (index + 1))
             hidden = self.model.lm.get_input_embeddings().weight.shape[1]
-            self.aux_head = torch.nn.Linear(hidden, len(AUX_TARGETS))
+            self.aux_head = torch.nn.Linear(hidden, len(AUX_TARGETS)).to(self.device.device)
             groups.append({"params": list(self.aux_head.parameters()), "weight_decay": 0.0,
                            "lr_mult": 1.0})  # fmt: skip
         params = [p for g in groups for p in g["params"]]
@@ -364,7 +376,7 @@ class Trainer:
                 lr = self._lr(stage, step, frac)
                 for group in optimizer.param_groups:
                     group["lr"] = lr * group.get("lr_mult", 1.0)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16_autocast):
+                with self.device.autocast():
                     loss = self._loss(batch, stage.aux_property_weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -415,8 +427,10 @@ class Trainer:
         if not rows:
             return out.loss
         pred = self.aux_head(graph_tokens[rows].mean(dim=1))  # [b, n_aux]
-        picked = pred[torch.arange(len(rows)), torch.tensor(cols)]
-        aux = torch.nn.functional.mse_loss(picked, torch.tensor(targets, dtype=picked.dtype))
+        at = torch.arange(len(rows), device=pred.device)
+        picked = pred[at, torch.tensor(cols, device=pred.device)]
+        want = torch.tensor(targets, dtype=picked.dtype, device=picked.device)
+        aux = torch.nn.functional.mse_loss(picked, want)
         return out.loss + aux_weight * aux
 
     @staticmethod
@@ -572,7 +586,11 @@ class Trainer:
 
         assert self.config.graph_pretrain is not None
         metrics = pretrain_graph_encoder(
-            self.model.graph.encoder, self.config.graph_pretrain, self.data_root, self.config.seed
+            self.model.graph.encoder,
+            self.config.graph_pretrain,
+            self.data_root,
+            self.config.seed,
+            device=self.device,
         )
         with open(self.out_dir / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps({"stage": "stage0-graph", **metrics}) + "\n")
@@ -593,6 +611,7 @@ class Trainer:
         for index in range(self.state["stage"], len(self.config.stages)):
             self.run_stage(index)
         self.model.eval()
+        self.model.to("cpu")  # the saved model (and its checksum) does not depend on the device
         target = self.out_dir / "model"
         save_model(self.model, target, overwrite=True)
         logger.info("saved %s (wall time this run %.1f min)", target, (time.time() - t0) / 60)
