@@ -52,7 +52,9 @@ class DecodedEvalConfig(FrozenConfig):
     (0: it runs its whole budget). Teacher-forced val losses of ``loss_files`` (at most
     ``loss_records`` each) are logged beside, to watch the rehearsed tasks. With
     ``description_files``, descriptions are decoded too and scored ``1 - BLEU-4``; the
-    selection score is then the mean of the two (or that alone without ``files``).
+    selection score is then the mean of the two (or that alone without ``files``). With
+    ``qa_files``, the first ``qa_rows`` Q&A val records are answered and scored
+    ``1 - exact-match accuracy``, a further part of the mean.
     """
 
     files: tuple[str, ...] = ("property_val.jsonl",)
@@ -65,14 +67,17 @@ class DecodedEvalConfig(FrozenConfig):
     #: descriptions decoded and scored by BLEU-4 (the first ``description_rows`` val records)
     description_files: tuple[str, ...] = ()
     description_rows: int = 100
+    #: Q&A answered and scored by exact match (the first ``qa_rows`` val records)
+    qa_files: tuple[str, ...] = ()
+    qa_rows: int = 200
 
     def __post_init__(self) -> None:
         if self.every_minutes <= 0 or self.molecules < 1:
             raise ConfigError("decoded_eval: every_minutes and molecules must be positive")
-        if not self.files and not self.description_files:
-            raise ConfigError("decoded_eval: give property files, description files or both")
-        if self.description_rows < 1:
-            raise ConfigError("decoded_eval: description_rows must be positive")
+        if not self.files and not self.description_files and not self.qa_files:
+            raise ConfigError("decoded_eval: give property, description or Q&A files")
+        if self.description_rows < 1 or self.qa_rows < 1:
+            raise ConfigError("decoded_eval: description_rows and qa_rows must be positive")
 
 
 @dataclass(frozen=True)

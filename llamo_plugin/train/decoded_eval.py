@@ -1,4 +1,4 @@
-"""Decoded validation of property answers during training (checkpoint selection).
+"""Decoded validation during training (checkpoint selection): properties, descriptions, Q&A.
 
 The teacher-forced loss of a number says little about the number the model will *write*
 (v0's HOMO loss fell while its greedy answer stayed the training mean). So the property
@@ -149,6 +149,41 @@ class DecodedPropertyEval:
         return result
 
 
+def _val_rows(files: tuple[str, ...], data_root: Path, limit: int) -> list[tuple[str, Any, str]]:
+    """``(smiles, instruction, answer)`` of the first ``limit`` ``val`` records of ``files``."""
+    rows: list[tuple[str, Any, str]] = []
+    for name in files:
+        path = Path(name) if Path(name).is_absolute() else data_root / name
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if len(rows) >= limit:
+                    return rows
+                rec = json.loads(line) if line.strip() else None
+                if rec and rec.get("split") == "val":
+                    rows.append((rec["smiles"], rec["instruction"], rec["answer"]))
+    return rows
+
+
+def _greedy_texts(
+    model: Any, rows: list[tuple[str, Any, str]], max_new_tokens: int, batch_size: int
+) -> list[str]:
+    """The model's answers (its own decoding settings, ``max_new_tokens`` cap) to ``rows``."""
+    import torch
+
+    from llamo_plugin.backends.hf import generate_batch
+
+    decode = model.config.decode.replace(max_new_tokens=max_new_tokens)
+    texts: list[str] = []
+    with torch.inference_mode():
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            prepared = [model.prepare(s, instr) for s, instr, _ in chunk]
+            graph_tokens = model.encode_graphs([p.graph for p in prepared])
+            gens = generate_batch(model, [p.prompt for p in prepared], graph_tokens, decode)
+            texts.extend(g.text for g in gens)
+    return texts
+
+
 class DecodedDescriptionEval:
     """Decoded validation of descriptions: greedy answers (the model's own decoding settings)
     to the first ``description_rows`` ``val`` records of ``description_files`` (their
@@ -159,36 +194,16 @@ class DecodedDescriptionEval:
         from llamo_plugin.eval.text_metrics import load_scibert_tokenizer
 
         self.config = config
-        self.rows: list[tuple[str, str, str]] = []  # (smiles, instruction, reference)
-        for name in config.description_files:
-            path = Path(name) if Path(name).is_absolute() else data_root / name
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    rec = json.loads(line) if line.strip() else None
-                    if rec and rec.get("split") == "val":
-                        self.rows.append((rec["smiles"], rec["instruction"], rec["answer"]))
-                    if len(self.rows) >= config.description_rows:
-                        break
+        self.rows = _val_rows(config.description_files, data_root, config.description_rows)
         self.tokenizer = load_scibert_tokenizer(vocab_path)
         logger.info("decoded description validation: %d rows", len(self.rows))
 
     def run(self, model: Any) -> dict[str, Any]:
-        import torch
-
-        from llamo_plugin.backends.hf import generate_batch
         from llamo_plugin.eval.text_metrics import bleu_scores
         from llamo_plugin.tasks import DESCRIPTION
 
         t0 = time.time()
-        decode = model.config.decode.replace(max_new_tokens=DESCRIPTION.max_new_tokens)
-        texts: list[str] = []
-        with torch.inference_mode():
-            for start in range(0, len(self.rows), self.config.batch_size):
-                chunk = self.rows[start : start + self.config.batch_size]
-                prepared = [model.prepare(s, instr) for s, instr, _ in chunk]
-                graph_tokens = model.encode_graphs([p.graph for p in prepared])
-                gens = generate_batch(model, [p.prompt for p in prepared], graph_tokens, decode)
-                texts.extend(g.text for g in gens)
+        texts = _greedy_texts(model, self.rows, DESCRIPTION.max_new_tokens, self.config.batch_size)
         refs = [self.tokenizer.tokenize(r) for _, _, r in self.rows]
         hyps = [self.tokenizer.tokenize(t) for t in texts]
         bleu = bleu_scores(refs, hyps)
@@ -199,8 +214,33 @@ class DecodedDescriptionEval:
         }
 
 
+class DecodedQaEval:
+    """Decoded validation of Q&A: greedy answers to the first ``qa_rows`` ``val`` records of
+    ``qa_files``, exact match as ``llamo evaluate --task qa``. Score: ``1 - accuracy``."""
+
+    def __init__(self, config: Any, data_root: Path) -> None:
+        self.config = config
+        self.rows = _val_rows(config.qa_files, data_root, config.qa_rows)
+        logger.info("decoded Q&A validation: %d rows", len(self.rows))
+
+    def run(self, model: Any) -> dict[str, Any]:
+        from llamo_plugin.eval.qa import is_correct
+        from llamo_plugin.tasks import QA_MAX_NEW_TOKENS
+
+        t0 = time.time()
+        texts = _greedy_texts(model, self.rows, QA_MAX_NEW_TOKENS, self.config.batch_size)
+        correct = sum(is_correct(t, a) for t, (_, _, a) in zip(texts, self.rows, strict=True))
+        accuracy = correct / len(self.rows) if self.rows else 0.0
+        return {
+            "score": 1.0 - accuracy,
+            "qa": {"n": len(self.rows), "accuracy": round(accuracy, 4)},
+            "decode_s": round(time.time() - t0, 1),
+        }
+
+
 class DecodedEval:
-    """The stage's decoded validation: properties, descriptions or both (score: the mean)."""
+    """The stage's decoded validation: properties, descriptions, Q&A, any of them (score: the
+    mean of the parts' scores)."""
 
     def __init__(self, config: Any, data_root: Path, vocab_path: Path | None = None) -> None:
         self.parts: list[Any] = []
@@ -210,6 +250,8 @@ class DecodedEval:
             if vocab_path is None:
                 raise ValueError("decoded description validation needs the SciBERT vocab")
             self.parts.append(DecodedDescriptionEval(config, data_root, vocab_path))
+        if config.qa_files:
+            self.parts.append(DecodedQaEval(config, data_root))
 
     def run(self, model: Any) -> dict[str, Any]:
         result: dict[str, Any] = {"targets": {}}

@@ -498,6 +498,7 @@ class Trainer:
                     if "description" in result
                     else []
                 )
+                + ([f"qa accuracy {result['qa']['accuracy']:.3f}"] if "qa" in result else [])
             ),
             "best" if improved else f"no gain x{self.state['evals_since_best']}",
             " ".join(f"{k.split('_')[0]} {v:.3f}" for k, v in losses.items()),

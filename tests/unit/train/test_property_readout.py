@@ -193,7 +193,7 @@ def test_decoded_description_validation(tmp_path, tiny_model, shared_dir) -> Non
     from llamo_plugin.train.config import DecodedEvalConfig
     from llamo_plugin.train.decoded_eval import DecodedEval
 
-    with pytest.raises(ConfigError, match="property files, description files or both"):
+    with pytest.raises(ConfigError, match="property, description or Q&A files"):
         DecodedEvalConfig(files=())
     records = tmp_path / "d.jsonl"
     rows = [("CCO", "The molecule is ethanol."), ("c1ccccc1", "The molecule is benzene.")]
@@ -208,3 +208,30 @@ def test_decoded_description_validation(tmp_path, tiny_model, shared_dir) -> Non
     result = DecodedEval(cfg, tmp_path, vocab).run(tiny_model)
     assert result["description"]["n"] == 2  # the val records only
     assert result["score"] == pytest.approx(1 - result["description"]["bleu4"])
+
+
+def test_decoded_qa_validation_scores_exact_matches(tmp_path, tiny_model) -> None:
+    import json
+
+    from llamo_plugin.train.config import DecodedEvalConfig
+    from llamo_plugin.train.decoded_eval import DecodedEval, _greedy_texts
+    from llamo_plugin.train.decoded_eval import _val_rows as val_rows
+
+    question = "How many rings does this molecule contain?"
+    from llamo_plugin.tasks import QA_MAX_NEW_TOKENS
+
+    own = _greedy_texts(tiny_model, [("CCO", question, "")], QA_MAX_NEW_TOKENS, 8)[0]
+    assert own.strip()
+    records = tmp_path / "qa.jsonl"
+    rows = [("CCO", f"  {own.upper()}. ", "val"), ("c1ccccc1", own + " surely not", "val")]
+    rows.append(("CCO", "ignored: a training record", "train"))
+    with records.open("w") as fh:
+        for smiles, answer, split in rows:
+            rec = {"task": "qa", "smiles": smiles, "instruction": question, "answer": answer}
+            fh.write(json.dumps({**rec, "source": "t", "split": split, "qtype": "rings"}) + "\n")
+    assert len(val_rows((str(records),), tmp_path, 10)) == 2
+    cfg = DecodedEvalConfig(files=(), qa_files=(str(records),), qa_rows=10)
+    result = DecodedEval(cfg, tmp_path).run(tiny_model)
+    # the first answer is the model's own (case, spaces and a final stop aside), the second not
+    assert result["qa"] == {"n": 2, "accuracy": 0.5}
+    assert result["score"] == pytest.approx(0.5)
