@@ -12,10 +12,10 @@ from llamo_plugin.errors import LlamoError
 
 logger = logging.getLogger(__name__)
 
-_TASKS = ("property", "description", "description_rag", "qa", "iupac", "facts", "pubchem_gap")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from llamo_plugin.train.build_all import TASKS
+
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--split-seed", type=int, default=0, help="seed of the val slices (test splits are fixed)"
     )
     parser.add_argument(
-        "--tasks", nargs="+", choices=_TASKS, default=list(_TASKS), help="builders to run"
+        "--tasks", nargs="+", choices=TASKS, default=list(TASKS), help="builders to run"
     )
     parser.add_argument(
         "--max-molecules",

@@ -2,9 +2,9 @@
 
 Order: one shared context (evaluation keys, held-out slices), then property, description,
 QA, IUPAC (slow the first time: names are generated and cached), facts (which uses the
-IUPAC names) and the drug-like PubChem gaps. The manifest (``manifest.json``) lists every
-file's records per split, bytes and sha256, each builder's statistics and wall time, the
-exclusion sizes and tool versions.
+IUPAC names), the drug-like PubChem gaps and the structure-only records of the ChEBI-20
+train molecules. The manifest (``manifest.json``) lists every file's records per split, bytes
+and sha256, each builder's statistics and wall time, the exclusion sizes and tool versions.
 
 Default output: ``data/build/`` under the repository root (git-ignored by the ``build/``
 pattern); only ``llamo_plugin/resources/splits/*`` is meant to be committed.
@@ -36,6 +36,7 @@ TASKS: tuple[str, ...] = (
     "iupac",
     "facts",
     "pubchem_gap",
+    "chebi20_train",
 )
 MANIFEST = "manifest.json"
 
@@ -113,6 +114,7 @@ def build_all(
     context_s = time.perf_counter() - t0
 
     from llamo_plugin.train import (
+        build_chebi20_train,
         build_description,
         build_description_rag,
         build_facts,
@@ -162,6 +164,10 @@ def build_all(
                 max_molecules=max_molecules,
                 write_splits=write_splits,
                 context=ctx,
+            )
+        elif task == "chebi20_train":
+            stats[task] = build_chebi20_train.build(
+                out_dir=out_dir, seed=seed, max_molecules=max_molecules, context=ctx
             )
         logger.info("build: %s done in %.1f s", task, stats[task].wall_s)
 

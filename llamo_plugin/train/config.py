@@ -53,7 +53,7 @@ class DecodedEvalConfig(FrozenConfig):
     ``loss_records`` each) are logged beside, to watch the rehearsed tasks. With
     ``description_files``, descriptions are decoded too and scored ``1 - BLEU-4``; the
     selection score is then the mean of the two (or that alone without ``files``). With
-    ``qa_files``, the first ``qa_rows`` Q&A val records are answered and scored
+    ``qa_files``, ``qa_rows`` evenly spaced Q&A val records are answered and scored
     ``1 - exact-match accuracy``, a further part of the mean.
     """
 
@@ -67,7 +67,7 @@ class DecodedEvalConfig(FrozenConfig):
     #: descriptions decoded and scored by BLEU-4 (the first ``description_rows`` val records)
     description_files: tuple[str, ...] = ()
     description_rows: int = 100
-    #: Q&A answered and scored by exact match (the first ``qa_rows`` val records)
+    #: Q&A answered and scored by exact match (``qa_rows`` evenly spaced val records)
     qa_files: tuple[str, ...] = ()
     qa_rows: int = 200
 

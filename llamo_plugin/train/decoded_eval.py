@@ -149,19 +149,24 @@ class DecodedPropertyEval:
         return result
 
 
-def _val_rows(files: tuple[str, ...], data_root: Path, limit: int) -> list[tuple[str, Any, str]]:
-    """``(smiles, instruction, answer)`` of the first ``limit`` ``val`` records of ``files``."""
+def _val_rows(
+    files: tuple[str, ...], data_root: Path, limit: int, *, spread: bool = False
+) -> list[tuple[str, Any, str]]:
+    """``(smiles, instruction, answer)`` of ``limit`` ``val`` records of ``files``: the first
+    ones, or with ``spread`` evenly spaced ones (every pool of a file represented)."""
     rows: list[tuple[str, Any, str]] = []
     for name in files:
         path = Path(name) if Path(name).is_absolute() else data_root / name
         with open(path, encoding="utf-8") as fh:
             for line in fh:
-                if len(rows) >= limit:
+                if len(rows) >= limit and not spread:
                     return rows
                 rec = json.loads(line) if line.strip() else None
                 if rec and rec.get("split") == "val":
                     rows.append((rec["smiles"], rec["instruction"], rec["answer"]))
-    return rows
+    if spread and len(rows) > limit:
+        return [rows[i * len(rows) // limit] for i in range(limit)]
+    return rows[:limit]
 
 
 def _greedy_texts(
@@ -215,12 +220,13 @@ class DecodedDescriptionEval:
 
 
 class DecodedQaEval:
-    """Decoded validation of Q&A: greedy answers to the first ``qa_rows`` ``val`` records of
-    ``qa_files``, exact match as ``llamo evaluate --task qa``. Score: ``1 - accuracy``."""
+    """Decoded validation of Q&A: greedy answers to ``qa_rows`` evenly spaced ``val`` records
+    of ``qa_files`` (so QM9 and ChEBI-20 molecules both count), exact match as ``llamo
+    evaluate --task qa``. Score: ``1 - accuracy``."""
 
     def __init__(self, config: Any, data_root: Path) -> None:
         self.config = config
-        self.rows = _val_rows(config.qa_files, data_root, config.qa_rows)
+        self.rows = _val_rows(config.qa_files, data_root, config.qa_rows, spread=True)
         logger.info("decoded Q&A validation: %d rows", len(self.rows))
 
     def run(self, model: Any) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from llamo_plugin.errors import LlamoError
 #: Source names used in records and exclusion reports.
 QM9 = "qm9"
 CHEBI_VAL = "chebi20-validation"
+CHEBI_TRAIN = "chebi20-train"  # structures only: the captions are not available
 CHEBI_TEST = "chebi20-test"
 PCDES = "pcdes"
 PUBCHEM_IUPAC = "pubchem-iupac-cid1-1000"
@@ -215,6 +216,16 @@ def read_chebi(data_dir: Path, split: str) -> list[ChebiRow]:
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
         return [ChebiRow(r["CID"], r["SMILES"], r["description"]) for r in reader]
+
+
+def read_chebi_train_structures(data_dir: Path) -> list[tuple[str, str]]:
+    """``(CID, SMILES)`` of the ChEBI-20 *train* molecules (``chebi-20-train-smiles``; no
+    captions). Structure-only training signals; the builders still exclude evaluation
+    molecules by InChIKey."""
+    path = _require(Path(data_dir) / "chebi-20-train-smiles" / "chebi20_train_smiles.tsv")
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        return [(r["CID"], r["SMILES"]) for r in reader if r["SMILES"].strip()]
 
 
 def read_pcdes(data_dir: Path) -> list[ChebiRow]:

@@ -230,6 +230,7 @@ def test_decoded_qa_validation_scores_exact_matches(tmp_path, tiny_model) -> Non
             rec = {"task": "qa", "smiles": smiles, "instruction": question, "answer": answer}
             fh.write(json.dumps({**rec, "source": "t", "split": split, "qtype": "rings"}) + "\n")
     assert len(val_rows((str(records),), tmp_path, 10)) == 2
+    assert [r[0] for r in val_rows((str(records),), tmp_path, 1, spread=True)] == ["CCO"]
     cfg = DecodedEvalConfig(files=(), qa_files=(str(records),), qa_rows=10)
     result = DecodedEval(cfg, tmp_path).run(tiny_model)
     # the first answer is the model's own (case, spaces and a final stop aside), the second not
