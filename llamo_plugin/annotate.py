@@ -388,31 +388,19 @@ class Annotator:
 
     def _iupac_columns(self, rows: list[Any]) -> dict[str, list[Any]]:
         """Names, OPSIN round-trip statuses and sources (with the openclatura fallback)."""
-        from llamo_plugin.chem.opsin import roundtrip_status
+        from llamo_plugin.chem.naming import verify_names
 
         ok = [i for i, r in enumerate(rows) if r.status == "ok"]
         names: list[Any] = [None] * len(rows)
         status: list[Any] = [None] * len(rows)
         source: list[Any] = [None] * len(rows)
-        if not ok:
-            return {"iupac_name": names, "iupac_roundtrip": status, "iupac_source": source}
-        model_names = [rows[i].text for i in ok]
-        smiles = [rows[i].canonical_smiles for i in ok]
-        checked = roundtrip_status(model_names, smiles)
-        for i, name, st in zip(ok, model_names, checked, strict=True):
-            names[i], status[i], source[i] = name, st, "model"
-        if self.options.iupac_fallback:
-            from llamo_plugin.chem.naming import generate_name
-
-            todo = [i for i in ok if status[i] != "exact"]
-            fallback = [generate_name(rows[i].canonical_smiles)[0] for i in todo]
-            named = [(i, f) for i, f in zip(todo, fallback, strict=True) if f]
-            if named:
-                fb_status = roundtrip_status(
-                    [f for _, f in named], [rows[i].canonical_smiles for i, _ in named]
-                )
-                for (i, f), st in zip(named, fb_status, strict=True):
-                    if st == "exact":
-                        names[i], status[i], source[i] = f, st, "openclatura"
-                        self.stats.iupac_fallbacks += 1
+        if ok:
+            verified = verify_names(
+                [rows[i].text for i in ok],
+                [rows[i].canonical_smiles for i in ok],
+                fallback=self.options.iupac_fallback,
+            )
+            for i, v in zip(ok, verified, strict=True):
+                names[i], status[i], source[i] = v.name, v.status, v.source
+                self.stats.iupac_fallbacks += v.source == "openclatura"
         return {"iupac_name": names, "iupac_roundtrip": status, "iupac_source": source}

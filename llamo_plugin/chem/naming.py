@@ -8,9 +8,10 @@ POSIX); elsewhere it runs unbounded.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 NAME_TIMEOUT_S = 20
 
@@ -60,3 +61,36 @@ def generate_name(smiles: str) -> tuple[str, str]:
     if not getattr(result, "ok", False) or not name:
         return "", "unnamed"
     return name, ""
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifiedName:
+    """The IUPAC name a molecule gets: ``name`` (``None`` when there is none), its OPSIN
+    round-trip ``status`` and its ``source`` (``model`` or ``openclatura``)."""
+
+    name: str | None
+    status: str | None
+    source: str | None
+
+
+def verify_names(
+    names: Sequence[str | None], smiles: Sequence[str], *, fallback: bool = True
+) -> list[VerifiedName]:
+    """Check the model's ``names`` by an OPSIN round trip to ``smiles``; where one does not
+    come back exactly and ``fallback`` is on, use openclatura's name if *that* round-trips
+    exactly (what the IUPAC node and ``llamo annotate`` output). Needs Java (OPSIN)."""
+    from llamo_plugin.chem.opsin import roundtrip_status
+
+    checked = roundtrip_status([n or "" for n in names], list(smiles))
+    out = [VerifiedName(n, st, "model") for n, st in zip(names, checked, strict=True)]
+    if not fallback:
+        return out
+    todo = [i for i, v in enumerate(out) if v.status != "exact"]
+    generated = [(i, generate_name(smiles[i])[0]) for i in todo]
+    named = [(i, f) for i, f in generated if f]
+    if named:
+        statuses = roundtrip_status([f for _, f in named], [smiles[i] for i, _ in named])
+        for (i, f), st in zip(named, statuses, strict=True):
+            if st == "exact":
+                out[i] = VerifiedName(f, st, "openclatura")
+    return out

@@ -332,8 +332,11 @@ def _iupac(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any
         "data": str(args.data_dir),
         "roundtrip": "OPSIN 2.9.0 name -> structure, compared by RDKit canonical isomeric "
         "SMILES / InChIKey",
+        "node": "node_*: what the IUPAC node outputs, the model's name where it round-trips "
+        "exactly, else openclatura's where that does",
     }
-    return {**meta, **metrics}, table, ["set", "id", "string_match", "stop"]
+    extra = ["set", "id", "string_match", "stop", "node_name", "node_source"]
+    return {**meta, **metrics}, table, extra
 
 
 def _qa(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:

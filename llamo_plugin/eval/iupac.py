@@ -135,9 +135,16 @@ def _set_metrics(statuses: Sequence[str], matches: Sequence[bool | None]) -> dic
 
 
 def score_names(
-    rows: Sequence[NameRow], outputs: Sequence[RowResult]
+    rows: Sequence[NameRow], outputs: Sequence[RowResult], *, node: bool = True
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Round-trip and string-match metrics per set (and pooled), plus the per-row table."""
+    """Round-trip and string-match metrics per set (and pooled), plus the per-row table.
+
+    The model's names alone are scored as they are; with ``node``, also what the IUPAC node
+    outputs (:func:`~llamo_plugin.chem.naming.verify_names`: the model's name where it
+    round-trips exactly, else openclatura's where that does), as ``node_roundtrip_exact``
+    and ``node_sources`` (rows named by the model / by openclatura / by neither).
+    """
+    from llamo_plugin.chem.naming import verify_names
     from llamo_plugin.chem.opsin import roundtrip_status
 
     names = [(o.text or "") for o in outputs]
@@ -148,10 +155,26 @@ def score_names(
     matches = [
         string_match((o.text or ""), r.reference) for o, r in zip(outputs, rows, strict=True)
     ]
+    sources: list[str] = ["none"] * len(rows)
+    node_names = [""] * len(rows)
+    if node:
+        ok = [i for i, o in enumerate(outputs) if o.status == "ok"]
+        verified = verify_names([names[i] for i in ok], [rows[i].smiles for i in ok])
+        for i, v in zip(ok, verified, strict=True):
+            if v.status == "exact":
+                sources[i], node_names[i] = v.source or "none", v.name or ""
+
+    def metrics(idx: list[int]) -> dict[str, Any]:
+        out = _set_metrics([statuses[i] for i in idx], [matches[i] for i in idx])
+        if node:
+            picked = [sources[i] for i in idx]
+            out["node_roundtrip_exact"] = sum(s != "none" for s in picked) / len(idx)
+            out["node_sources"] = {k: picked.count(k) for k in ("model", "openclatura", "none")}
+        return out
+
     per_set: dict[str, Any] = {}
     for name in dict.fromkeys(r.set for r in rows):
-        idx = [i for i, r in enumerate(rows) if r.set == name]
-        per_set[name] = _set_metrics([statuses[i] for i in idx], [matches[i] for i in idx])
+        per_set[name] = metrics([i for i, r in enumerate(rows) if r.set == name])
     table = [
         {
             "smiles": r.smiles,
@@ -162,10 +185,13 @@ def score_names(
             "id": r.id,
             "string_match": "" if m is None else str(int(m)),
             "stop": o.outcome,
+            **({"node_name": nn, "node_source": src} if node else {}),
         }
-        for r, o, s, m in zip(rows, outputs, statuses, matches, strict=True)
+        for r, o, s, m, nn, src in zip(
+            rows, outputs, statuses, matches, node_names, sources, strict=True
+        )
     ]
-    return {"sets": per_set, "all": _set_metrics(statuses, matches)}, table
+    return {"sets": per_set, "all": metrics(list(range(len(rows))))}, table
 
 
 def model_names(

@@ -63,3 +63,12 @@ def test_score_names() -> None:
     assert b["n_with_reference"] == 1 and b["string_match"] == 0.0
     assert metrics["all"]["n"] == 4
     assert [r["string_match"] for r in table] == ["1", "0", "", "0"]
+    # what the IUPAC node outputs: the model's exact names, openclatura's where the model's
+    # name misses the stereocentre, nothing for an invalid SMILES
+    assert a["node_sources"] == {"model": 2, "openclatura": 0, "none": 0}
+    assert b["node_sources"] == {"model": 0, "openclatura": 1, "none": 1}
+    assert b["node_roundtrip_exact"] == 0.5 and metrics["all"]["node_roundtrip_exact"] == 0.75
+    assert [r["node_source"] for r in table] == ["model", "model", "openclatura", "none"]
+    assert table[2]["node_name"] not in ("", "butan-2-ol")
+    alone, _ = score_names(rows, outs, node=False)
+    assert "node_roundtrip_exact" not in alone["all"]
