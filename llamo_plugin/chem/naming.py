@@ -74,14 +74,23 @@ class VerifiedName:
 
 
 def verify_names(
-    names: Sequence[str | None], smiles: Sequence[str], *, fallback: bool = True
+    names: Sequence[str | None],
+    smiles: Sequence[str],
+    *,
+    fallback: bool = True,
+    statuses: Sequence[str] | None = None,
 ) -> list[VerifiedName]:
-    """Check the model's ``names`` by an OPSIN round trip to ``smiles``; where one does not
-    come back exactly and ``fallback`` is on, use openclatura's name if *that* round-trips
-    exactly (what the IUPAC node and ``llamo annotate`` output). Needs Java (OPSIN)."""
+    """Check the model's ``names`` by an OPSIN round trip to ``smiles`` (or take their
+    ``statuses`` when already known); where one does not come back exactly and ``fallback``
+    is on, use openclatura's name if *that* round-trips exactly (what the IUPAC node and
+    ``llamo annotate`` output). Needs Java (OPSIN)."""
     from llamo_plugin.chem.opsin import roundtrip_status
 
-    checked = roundtrip_status([n or "" for n in names], list(smiles))
+    checked = (
+        list(statuses)
+        if statuses is not None
+        else roundtrip_status([n or "" for n in names], list(smiles))
+    )
     out = [VerifiedName(n, st, "model") for n, st in zip(names, checked, strict=True)]
     if not fallback:
         return out

@@ -159,7 +159,11 @@ def score_names(
     node_names = [""] * len(rows)
     if node:
         ok = [i for i, o in enumerate(outputs) if o.status == "ok"]
-        verified = verify_names([names[i] for i in ok], [rows[i].smiles for i in ok])
+        verified = verify_names(
+            [names[i] for i in ok],
+            [outputs[i].canonical_smiles or rows[i].smiles for i in ok],  # as annotate does
+            statuses=[statuses[i] for i in ok],
+        )
         for i, v in zip(ok, verified, strict=True):
             if v.status == "exact":
                 sources[i], node_names[i] = v.source or "none", v.name or ""
@@ -168,7 +172,8 @@ def score_names(
         out = _set_metrics([statuses[i] for i in idx], [matches[i] for i in idx])
         if node:
             picked = [sources[i] for i in idx]
-            out["node_roundtrip_exact"] = sum(s != "none" for s in picked) / len(idx)
+            exact = sum(s != "none" for s in picked)
+            out["node_roundtrip_exact"] = exact / len(idx) if idx else None
             out["node_sources"] = {k: picked.count(k) for k in ("model", "openclatura", "none")}
         return out
 

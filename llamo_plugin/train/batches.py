@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,12 +80,11 @@ class MixtureSampler:
         self.positions = list(state["positions"])
 
 
-def token_budget_batches(
-    prepared: list[Any], lengths: list[int], stage: StageConfig, rng: random.Random
-) -> Iterator[list[Any]]:
-    """Sort a pool by length and cut it into batches whose padded size fits the token budget;
-    yield the batches in random order."""
-    order = sorted(range(len(prepared)), key=lambda i: lengths[i])
+def plan_batches(lengths: list[int], stage: StageConfig, rng: random.Random) -> list[list[int]]:
+    """Cut a pool into batches of similar-length examples whose padded size fits the token
+    budget (and ``max_batch_size``); returns the batches (indices into the pool) in random
+    order. A plan of plain indices can be saved in a checkpoint and resumed mid-pool."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     batches: list[list[int]] = []
     current: list[int] = []
     for i in order:
@@ -101,5 +99,4 @@ def token_budget_batches(
     if current:
         batches.append(current)
     rng.shuffle(batches)
-    for b in batches:
-        yield [prepared[i] for i in b]
+    return batches

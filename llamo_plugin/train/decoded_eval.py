@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llamo_plugin.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -160,10 +162,12 @@ def _val_rows(
         with open(path, encoding="utf-8") as fh:
             for line in fh:
                 if len(rows) >= limit and not spread:
-                    return rows
+                    break
                 rec = json.loads(line) if line.strip() else None
                 if rec and rec.get("split") == "val":
                     rows.append((rec["smiles"], rec["instruction"], rec["answer"]))
+    if not rows:
+        raise ConfigError(f"decoded_eval: no val records in {', '.join(files)}")
     if spread and len(rows) > limit:
         return [rows[i * len(rows) // limit] for i in range(limit)]
     return rows[:limit]
@@ -176,16 +180,23 @@ def _greedy_texts(
     import torch
 
     from llamo_plugin.backends.hf import generate_batch
+    from llamo_plugin.errors import InvalidSmilesError
 
     decode = model.config.decode.replace(max_new_tokens=max_new_tokens)
-    texts: list[str] = []
+    ready = []
+    for i, (smiles, instruction, _) in enumerate(rows):
+        try:
+            ready.append((i, model.prepare(smiles, instruction)))
+        except InvalidSmilesError:  # answered with nothing: scored as wrong
+            continue
+    texts = [""] * len(rows)
     with torch.inference_mode():
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]
-            prepared = [model.prepare(s, instr) for s, instr, _ in chunk]
-            graph_tokens = model.encode_graphs([p.graph for p in prepared])
-            gens = generate_batch(model, [p.prompt for p in prepared], graph_tokens, decode)
-            texts.extend(g.text for g in gens)
+        for start in range(0, len(ready), batch_size):
+            chunk = ready[start : start + batch_size]
+            graph_tokens = model.encode_graphs([p.graph for _, p in chunk])
+            gens = generate_batch(model, [p.prompt for _, p in chunk], graph_tokens, decode)
+            for (i, _), gen in zip(chunk, gens, strict=True):
+                texts[i] = gen.text
     return texts
 
 

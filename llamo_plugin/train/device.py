@@ -1,7 +1,8 @@
 """Where training runs: device and precision (``TrainConfig.device`` / ``precision``).
 
 ``auto`` (the default of both) makes one config serve both machines: CUDA with bf16 autocast
-(fp32 master weights, LLaMo's "bf16 mixed") when a GPU is visible, else the CPU in fp32 (bf16
+(fp32 master weights, LLaMo's "bf16 mixed"; fp32 on a GPU older than Ampere) when a GPU is
+visible, else the CPU in fp32 (bf16
 autocast measured 6x slower than fp32 on CPUs without AVX512-BF16; ``precision: "bf16"``
 still turns it on there).
 """
@@ -66,7 +67,10 @@ def resolve(device: str = "auto", precision: str = "auto") -> TrainDevice:
                 f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible"
             )
     resolved = torch.device(device)
-    bf16 = precision == "bf16" or (precision == "auto" and resolved.type == "cuda")
-    if bf16 and resolved.type == "cuda" and not torch.cuda.is_bf16_supported():
+    if resolved.type != "cuda":
+        return TrainDevice(resolved, precision == "bf16")
+    # bf16 tensor cores from compute capability 8.0 (Ampere) on
+    supported = torch.cuda.get_device_capability(resolved.index or 0) >= (8, 0)
+    if precision == "bf16" and not supported:
         raise ConfigError(f"precision 'bf16': {device} does not support bfloat16")
-    return TrainDevice(resolved, bf16)
+    return TrainDevice(resolved, precision == "bf16" or (precision == "auto" and supported))

@@ -15,6 +15,7 @@ import logging
 import math
 import random
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import torch
 
 from llamo_plugin.config import LLAMO_SYSTEM_MESSAGE
 from llamo_plugin.errors import InvalidSmilesError
-from llamo_plugin.train.batches import Example, MixtureSampler, load_examples, token_budget_batches
+from llamo_plugin.train.batches import Example, MixtureSampler, load_examples, plan_batches
 from llamo_plugin.train.config import StageConfig, TrainConfig
 from llamo_plugin.train.decoded_eval import DecodedEval
 from llamo_plugin.train.device import TrainDevice, resolve
@@ -177,6 +178,9 @@ class Trainer:
         self.aux_head: torch.nn.Module | None = None
         self.aux_stats: dict[str, tuple[float, float]] = {}
         self.device: TrainDevice = resolve(config.device, config.precision)
+        #: the pool being trained on: its examples, batch plan and the next batch (checkpointed,
+        #: so a resume continues mid-pool exactly where the run stopped)
+        self._pool: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ set-up
     def setup(self) -> None:
@@ -253,6 +257,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self._on_cuda else None,
             "aux_head": self.aux_head.state_dict() if self.aux_head is not None else None,
+            "pool": json.dumps(self._pool) if self._pool is not None else None,
         }
         tmp = self.ckpt_path.with_suffix(".tmp")
         torch.save(payload, tmp)
@@ -331,9 +336,11 @@ class Trainer:
         self.aux_head = None
         if stage.aux_property_weight > 0:
             self.aux_stats = aux_target_stats([ex for ex, _ in sources])
-            torch.manual_seed(self.config.seed + 7919 * (index + 1))
             hidden = self.model.lm.get_input_embeddings().weight.shape[1]
-            self.aux_head = torch.nn.Linear(hidden, len(AUX_TARGETS)).to(self.device.device)
+            with torch.random.fork_rng(devices=[]):  # a resumed run keeps its restored RNG
+                torch.manual_seed(self.config.seed + 7919 * (index + 1))
+                self.aux_head = torch.nn.Linear(hidden, len(AUX_TARGETS))
+            self.aux_head.to(self.device.device)
             groups.append({"params": list(self.aux_head.parameters()), "weight_decay": 0.0,
                            "lr_mult": 1.0})  # fmt: skip
         params = [p for g in groups for p in g["params"]]
@@ -342,7 +349,10 @@ class Trainer:
         evaluator = None
         if stage.decoded_eval is not None:
             evaluator = DecodedEval(stage.decoded_eval, self.data_root, self._scibert_vocab())
+        pending = None
         if resumed is not None and self.state["stage"] == index and resumed["optimizer"]:
+            if resumed.get("pool"):
+                pending = json.loads(resumed["pool"])
             if self.aux_head is not None and resumed.get("aux_head") is not None:
                 self.aux_head.load_state_dict(resumed["aux_head"])
             optimizer.load_state_dict(resumed["optimizer"])
@@ -356,10 +366,20 @@ class Trainer:
         last_ckpt = time.time()
         window_loss, window_tokens, window_t0 = 0.0, 0, time.time()
         while True:
-            drawn = [sampler.draw() for _ in range(POOL_SIZE)]
+            if pending is not None:  # the pool the checkpoint was written in
+                drawn = [Example(**e) for e in pending["examples"]]
+                plan, cursor = pending["batches"], pending["cursor"]
+                pending = None
+            else:
+                drawn = [sampler.draw() for _ in range(POOL_SIZE)]
+                plan, cursor = None, 0
             pool = [(p, ex) for p, ex in ((self._prepare(ex), ex) for ex in drawn) if p is not None]
-            lengths = [len(p.prompt.input_ids) for p, _ in pool]
-            for batch in token_budget_batches(pool, lengths, stage, batch_rng):
+            if plan is None:
+                plan = plan_batches([len(p.prompt.input_ids) for p, _ in pool], stage, batch_rng)
+            self._pool = {"examples": [asdict(e) for e in drawn], "batches": plan, "cursor": cursor}
+            for k in range(cursor, len(plan)):
+                batch = [pool[i] for i in plan[k]]
+                self._pool["cursor"] = k  # batch k not trained yet
                 frac = step / stage.max_steps if stage.max_steps else elapsed / budget_s
                 if frac >= 1.0 or (stage.max_steps and step >= stage.max_steps):
                     if evaluator is not None and self.state.get("last_eval_step") != step:
@@ -382,6 +402,7 @@ class Trainer:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, stage.grad_clip)
                 optimizer.step()
+                self._pool["cursor"] = k + 1
                 step += 1
                 elapsed += time.time() - t0
                 self.state.update(step=step, elapsed=elapsed)
@@ -429,8 +450,8 @@ class Trainer:
         pred = self.aux_head(graph_tokens[rows].mean(dim=1))  # [b, n_aux]
         at = torch.arange(len(rows), device=pred.device)
         picked = pred[at, torch.tensor(cols, device=pred.device)]
-        want = torch.tensor(targets, dtype=picked.dtype, device=picked.device)
-        aux = torch.nn.functional.mse_loss(picked, want)
+        want = torch.tensor(targets, dtype=torch.float32, device=picked.device)
+        aux = torch.nn.functional.mse_loss(picked.float(), want)  # fp32 also under autocast
         return out.loss + aux_weight * aux
 
     @staticmethod
@@ -573,6 +594,7 @@ class Trainer:
                 "best_score": self.state.get("best_score"),
             }
             fh.write(json.dumps(record) + "\n")
+        self._pool = None
         self.state = {
             "stage": index + 1,
             "step": 0,

@@ -24,7 +24,8 @@ def _with(config: TrainConfig, **changes: str) -> TrainConfig:
 def test_auto_is_cuda_with_bf16_when_visible_else_cpu_fp32() -> None:
     dev = resolve()
     if torch.cuda.is_available():
-        assert dev.device.type == "cuda" and dev.bf16 == torch.cuda.is_bf16_supported()
+        assert dev.device.type == "cuda"
+        assert dev.bf16 == (torch.cuda.get_device_capability(0) >= (8, 0))
     else:
         assert dev.device == torch.device("cpu") and not dev.bf16
     assert resolve("cpu", "bf16").bf16 and not resolve("cpu", "fp32").bf16
@@ -52,7 +53,8 @@ def test_bf16_autocast_on_cpu_trains_and_saves_fp32(tmp_path: Path) -> None:
 
 
 @needs_cuda
-def test_cuda_run_resumes_identically_and_loads_on_cpu(tmp_path: Path) -> None:
+def test_cuda_run_resumes_and_loads_on_cpu(tmp_path: Path) -> None:
+    """Equal up to CUDA's nondeterministic summation order (atomics in scatter/index_add)."""
     _write_data(tmp_path)
     config = _with(_config([STAGE1, STAGE2]), device="cuda")
     full = load_model(train(config, tmp_path / "full", tmp_path))
@@ -60,4 +62,6 @@ def test_cuda_run_resumes_identically_and_loads_on_cpu(tmp_path: Path) -> None:
     train(_with(_config([STAGE1]), device="cuda"), tmp_path / "resumed", tmp_path)
     resumed = load_model(train(config, tmp_path / "resumed", tmp_path))
     a, b = full.state_dict(), resumed.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-4) for k in a)
+    start = load_model(train(_with(_config([STAGE1]), device="cuda"), tmp_path / "x", tmp_path))
+    assert any(not torch.equal(start.state_dict()[k], a[k]) for k in a)  # stage 2 changed it

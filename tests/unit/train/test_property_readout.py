@@ -112,12 +112,20 @@ def test_readout_stage_trains_selects_and_resumes_exactly(tmp_path, init_dir) ->
 
 
 def test_resume_mid_stage_is_exact(tmp_path, init_dir, monkeypatch) -> None:
-    _write_data(tmp_path)
-    full = load_model(train(_config(init_dir), tmp_path / "full", tmp_path))
+    """A run stopped mid-pool and resumed ends with the uninterrupted run's last weights
+    (no decoded selection here, so the saved model is the last step's; distinct answers, so
+    a different batch would change them)."""
+    with open(tmp_path / "property_train.jsonl", "w") as fh:
+        for i in range(300):
+            rec = {"task": "property", "smiles": SMILES[i % len(SMILES)], "qtype": "homo"}
+            rec.update(instruction="Please provide the homo of this molecule.")
+            rec.update(answer=f"{-0.1 - i / 1000:.4f}", split="train", source="toy")
+            fh.write(json.dumps(rec) + "\n")
+    config = _config(init_dir, decoded_eval=None)
+    full = load_model(train(config, tmp_path / "full", tmp_path))
 
     from llamo_plugin.train import loop
 
-    calls = {"n": 0}
     real = loop.Trainer._save_checkpoint
 
     class StopError(Exception):
@@ -125,15 +133,17 @@ def test_resume_mid_stage_is_exact(tmp_path, init_dir, monkeypatch) -> None:
 
     def save_then_stop(self, optimizer, sampler, batch_rng):  # type: ignore[no-untyped-def]
         real(self, optimizer, sampler, batch_rng)
-        calls["n"] += 1
         if self.state["step"] >= 4 and optimizer is not None:
             raise StopError
 
     monkeypatch.setattr(loop.Trainer, "_save_checkpoint", save_then_stop)
     with pytest.raises(StopError):
-        train(_config(init_dir), tmp_path / "resumed", tmp_path)
+        train(config, tmp_path / "resumed", tmp_path)
+    payload = torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=True)
+    pool = json.loads(payload["pool"])
+    assert 0 < pool["cursor"] < len(pool["batches"])  # stopped in the middle of a pool
     monkeypatch.setattr(loop.Trainer, "_save_checkpoint", real)
-    resumed = load_model(train(_config(init_dir), tmp_path / "resumed", tmp_path))
+    resumed = load_model(train(config, tmp_path / "resumed", tmp_path))
     a, b = full.state_dict(), resumed.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -213,6 +223,7 @@ def test_decoded_description_validation(tmp_path, tiny_model, shared_dir) -> Non
 def test_decoded_qa_validation_scores_exact_matches(tmp_path, tiny_model) -> None:
     import json
 
+    from llamo_plugin.errors import ConfigError
     from llamo_plugin.train.config import DecodedEvalConfig
     from llamo_plugin.train.decoded_eval import DecodedEval, _greedy_texts
     from llamo_plugin.train.decoded_eval import _val_rows as val_rows
@@ -236,3 +247,7 @@ def test_decoded_qa_validation_scores_exact_matches(tmp_path, tiny_model) -> Non
     # the first answer is the model's own (case, spaces and a final stop aside), the second not
     assert result["qa"] == {"n": 2, "accuracy": 0.5}
     assert result["score"] == pytest.approx(0.5)
+    train_only = tmp_path / "train_only.jsonl"
+    train_only.write_text(records.read_text().splitlines()[-1] + "\n")
+    with pytest.raises(ConfigError, match="no val records"):
+        DecodedEval(DecodedEvalConfig(files=(), qa_files=(str(train_only),)), tmp_path)
