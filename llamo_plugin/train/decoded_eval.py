@@ -63,29 +63,41 @@ def load_val_targets(path: Path, molecules: int) -> dict[str, list[tuple[str, fl
     return out
 
 
+def greedy_answers(
+    model: Any, queries: list[tuple[str, Any]], decode: Any, batch_size: int = 64
+) -> list[str | None]:
+    """Greedy answers to ``(smiles, instruction)`` queries with ``decode`` (a
+    :class:`~llamo_plugin.config.DecodeConfig`); ``None`` for an invalid SMILES."""
+    import torch
+
+    from llamo_plugin.backends.hf import generate_batch
+    from llamo_plugin.errors import InvalidSmilesError
+
+    out: list[str | None] = [None] * len(queries)
+    ready = []
+    for i, (smiles, instruction) in enumerate(queries):
+        try:
+            ready.append((i, model.prepare(smiles, instruction)))
+        except InvalidSmilesError:
+            continue
+    with torch.inference_mode():
+        for start in range(0, len(ready), batch_size):
+            chunk = ready[start : start + batch_size]
+            graph_tokens = model.encode_graphs([p.graph for _, p in chunk])
+            gens = generate_batch(model, [p.prompt for _, p in chunk], graph_tokens, decode)
+            for (i, _), gen in zip(chunk, gens, strict=True):
+                out[i] = gen.text
+    return out
+
+
 def decode_answers(
     model: Any, smiles: list[str], query: TargetQuery, batch_size: int = 64
 ) -> list[str | None]:
     """Greedy, format-constrained answers (``None`` for an invalid SMILES)."""
-    from llamo_plugin.backends.hf import generate_batch
     from llamo_plugin.config import DecodeConfig
-    from llamo_plugin.errors import InvalidSmilesError
 
     decode = DecodeConfig(max_new_tokens=query.max_new_tokens, answer_format=query.answer_format)
-    out: list[str | None] = [None] * len(smiles)
-    ready = []
-    for i, s in enumerate(smiles):
-        try:
-            ready.append((i, model.prepare(s, query.instruction)))
-        except InvalidSmilesError:
-            continue
-    for start in range(0, len(ready), batch_size):
-        chunk = ready[start : start + batch_size]
-        graph_tokens = model.encode_graphs([p.graph for _, p in chunk])
-        gens = generate_batch(model, [p.prompt for _, p in chunk], graph_tokens, decode)
-        for (i, _), gen in zip(chunk, gens, strict=True):
-            out[i] = gen.text
-    return out
+    return greedy_answers(model, [(s, query.instruction) for s in smiles], decode, batch_size)
 
 
 def score_targets(
@@ -137,15 +149,12 @@ class DecodedPropertyEval:
 
     def run(self, model: Any) -> dict[str, Any]:
         """Decode and score every target (the model should be in eval mode)."""
-        import torch
-
         t0 = time.time()
         answers: dict[str, list[str | None]] = {}
-        with torch.inference_mode():
-            for qtype, rows in self.rows.items():
-                answers[qtype] = decode_answers(
-                    model, [s for s, _ in rows], target_query(qtype), self.config.batch_size
-                )
+        for qtype, rows in self.rows.items():
+            answers[qtype] = decode_answers(
+                model, [s for s, _ in rows], target_query(qtype), self.config.batch_size
+            )
         result = score_targets({q: [v for _, v in r] for q, r in self.rows.items()}, answers)
         result["decode_s"] = round(time.time() - t0, 1)
         return result
@@ -176,28 +185,11 @@ def _val_rows(
 def _greedy_texts(
     model: Any, rows: list[tuple[str, Any, str]], max_new_tokens: int, batch_size: int
 ) -> list[str]:
-    """The model's answers (its own decoding settings, ``max_new_tokens`` cap) to ``rows``."""
-    import torch
-
-    from llamo_plugin.backends.hf import generate_batch
-    from llamo_plugin.errors import InvalidSmilesError
-
+    """The model's answers (its own decoding settings, ``max_new_tokens`` cap) to ``rows``;
+    an invalid SMILES is answered with nothing (scored as wrong)."""
     decode = model.config.decode.replace(max_new_tokens=max_new_tokens)
-    ready = []
-    for i, (smiles, instruction, _) in enumerate(rows):
-        try:
-            ready.append((i, model.prepare(smiles, instruction)))
-        except InvalidSmilesError:  # answered with nothing: scored as wrong
-            continue
-    texts = [""] * len(rows)
-    with torch.inference_mode():
-        for start in range(0, len(ready), batch_size):
-            chunk = ready[start : start + batch_size]
-            graph_tokens = model.encode_graphs([p.graph for _, p in chunk])
-            gens = generate_batch(model, [p.prompt for _, p in chunk], graph_tokens, decode)
-            for (i, _), gen in zip(chunk, gens, strict=True):
-                texts[i] = gen.text
-    return texts
+    queries = [(smiles, instruction) for smiles, instruction, _ in rows]
+    return [t or "" for t in greedy_answers(model, queries, decode, batch_size)]
 
 
 class DecodedDescriptionEval:
